@@ -1,0 +1,230 @@
+//! The backend seam: a batch of prepared signals in, mel tensors out (see STYLE.md).
+
+use std::time::Duration;
+
+use crate::error::BackendError;
+use crate::plan::SegmentPlan;
+
+/// Where one signal of a [`SignalBatch`] lies: its long segments are
+/// `first_long .. first_long + n_long` of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchItem {
+    /// Index of the signal's first long segment in the batch.
+    pub first_long: usize,
+    /// The signal's number of long segments.
+    pub n_long: usize,
+}
+
+/// Prepared signals (mono, resampled, length fixed, padded to whole long segments), laid end to
+/// end in one buffer so that a GPU uploads them with one copy. Framing is left to the backend.
+#[derive(Clone, Debug, Default)]
+pub struct SignalBatch {
+    samples: Vec<f32>,
+    long_starts: Vec<usize>,
+    items: Vec<BatchItem>,
+}
+
+impl SignalBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.samples.clear();
+        self.long_starts.clear();
+        self.items.clear();
+    }
+
+    /// Adds a mono signal at the plan's sample rate: its length is fixed (cut or zero-padded to
+    /// `sample_length`) and it is zero-padded so its last long segment is complete.
+    pub fn push(&mut self, plan: &SegmentPlan, signal: &[f32]) -> BatchItem {
+        let len = plan.fixed_length(signal.len());
+        let n_long = plan.n_long(len);
+        let start = self.samples.len();
+        let kept = len.min(signal.len());
+        self.samples.extend_from_slice(&signal[..kept]);
+        self.samples.resize(start + plan.padded_len(n_long), 0.0);
+        let item = BatchItem {
+            first_long: self.long_starts.len(),
+            n_long,
+        };
+        self.long_starts
+            .extend((0..n_long).map(|i| start + i * plan.long_hop));
+        self.items.push(item);
+        item
+    }
+
+    /// Every prepared sample, signal after signal.
+    pub fn samples(&self) -> &[f32] {
+        &self.samples
+    }
+
+    /// The start, in [`samples`](Self::samples), of every long segment of the batch.
+    pub fn long_starts(&self) -> &[usize] {
+        &self.long_starts
+    }
+
+    /// The signals, in the order they were pushed.
+    pub fn items(&self) -> &[BatchItem] {
+        &self.items
+    }
+
+    /// Long segments in the batch.
+    pub fn n_long(&self) -> usize {
+        self.long_starts.len()
+    }
+
+    /// Signals in the batch.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch holds no signal.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Values of the batch's whole output.
+    pub fn output_len(&self, plan: &SegmentPlan) -> usize {
+        self.n_long() * plan.long_output_len()
+    }
+
+    /// The part of a batch output that belongs to `item`.
+    pub fn item_output<'a>(
+        &self,
+        plan: &SegmentPlan,
+        item: BatchItem,
+        out: &'a [f32],
+    ) -> &'a [f32] {
+        let per = plan.long_output_len();
+        &out[item.first_long * per..(item.first_long + item.n_long) * per]
+    }
+}
+
+/// How long a backend's own steps took (upload, FFT, mel, download...), in the order they ran.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepTimings {
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StepTimings {
+    /// Adds `duration` to step `name` (appending the step the first time it is seen).
+    pub fn add(&mut self, name: &'static str, duration: Duration) {
+        match self.steps.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, d)) => *d += duration,
+            None => self.steps.push((name, duration)),
+        }
+    }
+
+    /// Adds every step of `other`.
+    pub fn merge(&mut self, other: &StepTimings) {
+        for &(name, duration) in &other.steps {
+            self.add(name, duration);
+        }
+    }
+
+    /// The steps and their durations.
+    pub fn steps(&self) -> &[(&'static str, Duration)] {
+        &self.steps
+    }
+
+    /// The sum of every step.
+    pub fn total(&self) -> Duration {
+        self.steps.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+/// A way of computing mel tensors.
+///
+/// A backend is built for one configuration, preparing once everything that depends only on it
+/// (FFT plans, window, filterbank, device buffers), and then computes any number of batches.
+pub trait Backend: Send {
+    /// The backend's name, as `--backend` spells it.
+    fn name(&self) -> &'static str;
+
+    /// The segmentation this backend was built for.
+    fn plan(&self) -> &SegmentPlan;
+
+    /// Computes the mel tensor of every long segment of `batch` into `out`
+    /// (`batch.output_len(plan)` values, long segment after long segment, each
+    /// `[short_segment, mel_bin, time_frame]`), with the element-wise scaling
+    /// ([`ElementScale`](crate::scale::ElementScale)) applied. The per-file scaling
+    /// ([`FileScale`](crate::scale::FileScale)) is left to the caller.
+    ///
+    /// # Errors
+    /// A wrongly sized `out`, or a failure of the device.
+    fn compute(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError>;
+}
+
+/// Checks that `out` fits `batch` (for backends to call first).
+///
+/// # Errors
+/// [`BackendError::OutputSize`] when it does not.
+pub fn check_output(
+    plan: &SegmentPlan,
+    batch: &SignalBatch,
+    out: &[f32],
+) -> Result<(), BackendError> {
+    let expected = batch.output_len(plan);
+    if out.len() == expected {
+        Ok(())
+    } else {
+        Err(BackendError::OutputSize {
+            expected,
+            got: out.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn batch_fixes_length_and_pads() {
+        let plan = SegmentPlan::new(&Config::default()).unwrap();
+        let mut batch = SignalBatch::new();
+        let a = batch.push(&plan, &vec![1.0; 50_000]); // cut to 40960
+        let b = batch.push(&plan, &[2.0; 100]); // padded to 40960
+        assert_eq!(
+            a,
+            BatchItem {
+                first_long: 0,
+                n_long: 40
+            }
+        );
+        assert_eq!(
+            b,
+            BatchItem {
+                first_long: 40,
+                n_long: 40
+            }
+        );
+        assert_eq!(batch.samples().len(), 2 * 40960);
+        assert_eq!(batch.long_starts()[41], 40960 + 1024);
+        assert_eq!(batch.samples()[40959], 1.0);
+        assert_eq!(&batch.samples()[40960..40961], &[2.0]);
+        assert_eq!(batch.samples()[40960 + 100], 0.0);
+        assert_eq!(batch.output_len(&plan), 80 * 2 * 64 * 17);
+    }
+
+    #[test]
+    fn full_length_keeps_the_file_and_completes_the_last_segment() {
+        let mut c = Config::default();
+        c.set("sample_length", "full").unwrap();
+        let plan = SegmentPlan::new(&c).unwrap();
+        let mut batch = SignalBatch::new();
+        let item = batch.push(&plan, &[0.5; 1500]);
+        assert_eq!(item.n_long, 2);
+        assert_eq!(batch.samples().len(), 2048);
+        assert_eq!(batch.samples()[1499], 0.5);
+        assert_eq!(batch.samples()[1500], 0.0);
+    }
+}

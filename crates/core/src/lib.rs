@@ -1,0 +1,20 @@
+//! melkit-core: the configuration, the segmentation plan, windows, the mel filterbank, scaling,
+//! the [`Backend`] trait and the reference backend. No I/O, no GPU, no threads.
+
+pub mod backend;
+pub mod compare;
+pub mod config;
+pub mod error;
+pub mod mel;
+pub mod plan;
+pub mod reference;
+pub mod scale;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod window;
+
+pub use backend::{Backend, BatchItem, SignalBatch, StepTimings};
+pub use config::Config;
+pub use error::{BackendError, ConfigError};
+pub use plan::SegmentPlan;
+pub use reference::ReferenceBackend;

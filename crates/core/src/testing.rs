@@ -1,0 +1,222 @@
+//! The conformance suite: the same test bodies for every backend, each compared with the
+//! reference backend on deterministic signals over many configurations.
+//!
+//! A backend crate instantiates it in a test file with
+//! `melkit_core::conformance_tests!(my_factory, Precision::Cpu);` where `my_factory` has the
+//! signature of [`Factory`].
+
+use crate::backend::{Backend, SignalBatch};
+use crate::compare::{Precision, Tolerance, ToleranceClass, compare};
+use crate::config::Config;
+use crate::error::BackendError;
+use crate::reference::ReferenceBackend;
+
+/// Builds the backend under test for a configuration.
+pub type Factory = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
+
+/// The configurations of the suite: a name and the keys that differ from the defaults.
+pub const CASES: &[(&str, &[(&str, &str)])] = &[
+    ("defaults", &[]),
+    (
+        "every_knob",
+        &[
+            ("sample_rate", "8000"),
+            ("sample_length", "full"),
+            ("long_segment_scale", "0.5"),
+            ("long_segment_hop", "0.25"),
+            ("short_segment_points", "1024"),
+            ("short_segment_hop", "512"),
+            ("n_fft", "512"),
+            ("hop_length", "128"),
+            ("n_mels", "40"),
+            ("fmin", "50"),
+            ("fmax", "3800"),
+            ("mel_scale", "htk"),
+            ("mel_norm", "none"),
+            ("power", "1"),
+            ("scale", "db"),
+            ("top_db", "80"),
+            ("pad_mode", "reflect"),
+        ],
+    ),
+    ("n_fft_400", &[("n_fft", "400"), ("hop_length", "100")]),
+    ("odd_n_fft", &[("n_fft", "255"), ("hop_length", "31")]),
+    (
+        "short_window",
+        &[("win_length", "200"), ("window", "hamming")],
+    ),
+    ("blackman_window", &[("window", "blackman")]),
+    ("uncentred", &[("center", "false")]),
+    ("reflect_padding", &[("pad_mode", "reflect")]),
+    (
+        "magnitude_db_ref_max",
+        &[
+            ("power", "1"),
+            ("scale", "db"),
+            ("ref", "max"),
+            ("top_db", "60"),
+        ],
+    ),
+    (
+        "power_db",
+        &[("scale", "db"), ("ref", "0.01"), ("amin", "1e-8")],
+    ),
+    ("fractional_power", &[("power", "1.5")]),
+    (
+        "htk_band",
+        &[
+            ("mel_scale", "htk"),
+            ("fmin", "100"),
+            ("fmax", "1800"),
+            ("n_mels", "40"),
+        ],
+    ),
+    (
+        "overlapping_segments",
+        &[("long_segment_hop", "0.125"), ("short_segment_hop", "256")],
+    ),
+    ("full_length", &[("sample_length", "full")]),
+    (
+        "small_fft",
+        &[("n_fft", "64"), ("hop_length", "16"), ("n_mels", "16")],
+    ),
+];
+
+/// Deterministic test signals of the given lengths: tones, a chirp and noise.
+pub fn signals(sample_rate: u32, lengths: &[usize]) -> Vec<Vec<f32>> {
+    let sr = f64::from(sample_rate);
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(n, &len)| {
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+            (0..len)
+                .map(|i| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                    let t = i as f64 / sr;
+                    let tone =
+                        0.3 * (2.0 * std::f64::consts::PI * (220.0 + 110.0 * n as f64) * t).sin();
+                    let chirp =
+                        0.2 * (2.0 * std::f64::consts::PI * (50.0 + 0.2 * sr * t) * t).sin();
+                    (tone + chirp + 0.05 * noise) as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn config(name: &str) -> Config {
+    let (_, pairs) = CASES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no case {name}"));
+    let mut config = Config::default();
+    for (k, v) in *pairs {
+        config
+            .set(k, v)
+            .unwrap_or_else(|e| panic!("case {name}: {e}"));
+    }
+    config
+        .validate()
+        .unwrap_or_else(|e| panic!("case {name}: {e}"));
+    config
+}
+
+fn run(backend: &mut dyn Backend, signals: &[&[f32]]) -> Vec<Vec<f32>> {
+    let mut batch = SignalBatch::new();
+    for s in signals {
+        batch.push(backend.plan(), s);
+    }
+    let mut out = vec![f32::NAN; batch.output_len(backend.plan())];
+    backend
+        .compute(&batch, &mut out)
+        .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+    batch
+        .items()
+        .iter()
+        .map(|&item| batch.item_output(backend.plan(), item, &out).to_vec())
+        .collect()
+}
+
+/// The backend under test, or `None` (after printing why) when it cannot start here and
+/// `MELKIT_REQUIRE_GPU=1` is not set.
+pub fn backend_or_skip(factory: Factory, config: &Config) -> Option<Box<dyn Backend>> {
+    match factory(config) {
+        Ok(backend) => Some(backend),
+        Err(BackendError::Unavailable { backend, reason }) => {
+            assert!(
+                std::env::var("MELKIT_REQUIRE_GPU").as_deref() != Ok("1"),
+                "MELKIT_REQUIRE_GPU=1 but backend {backend} is unavailable: {reason}"
+            );
+            eprintln!("skipping: backend {backend} is unavailable: {reason}");
+            None
+        }
+        Err(e) => panic!("backend failed to start: {e}"),
+    }
+}
+
+/// Runs case `name`: three signals (cut, padded, shorter than a long segment) in one batch
+/// must match the reference backend within `precision`, and match what the backend gives for
+/// each signal alone.
+pub fn run_case(name: &str, factory: Factory, precision: Precision) {
+    let config = config(name);
+    let Some(mut backend) = backend_or_skip(factory, &config) else {
+        return;
+    };
+    let mut reference = ReferenceBackend::new(&config).expect("reference backend");
+    let sr = config.sample_rate as usize;
+    let lengths = [sr * 10 + 123, sr * 3 + 17, sr / 10];
+    let inputs = signals(config.sample_rate, &lengths);
+    let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+    let expected = run(&mut reference, &inputs);
+    let together = run(backend.as_mut(), &inputs);
+    let tolerance = Tolerance {
+        class: ToleranceClass::Exact,
+        precision,
+    };
+    for (i, (got, want)) in together.iter().zip(&expected).enumerate() {
+        let report = compare(got, want);
+        assert!(
+            tolerance.passes(&report),
+            "case {name}, signal {i}: {} against the reference: {report}",
+            backend.name()
+        );
+    }
+    for (i, input) in inputs.iter().enumerate() {
+        let alone = run(backend.as_mut(), &[input]);
+        let report = compare(&alone[0], &together[i]);
+        assert!(
+            tolerance.passes(&report),
+            "case {name}, signal {i}: batched and alone differ: {report}"
+        );
+    }
+}
+
+/// Instantiates one `#[test]` per conformance case for a backend factory.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path, $precision:expr) => {
+        $crate::conformance_tests!(@cases $factory, $precision;
+            defaults, every_knob, n_fft_400, odd_n_fft, short_window, blackman_window, uncentred,
+            reflect_padding, magnitude_db_ref_max, power_db, fractional_power, htk_band,
+            overlapping_segments, full_length, small_fft);
+    };
+    (@cases $factory:path, $precision:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::run_case(stringify!($case), $factory, $precision);
+            }
+        )*
+        #[test]
+        fn every_case_is_instantiated() {
+            let names = [$(stringify!($case)),*];
+            for (name, _) in $crate::testing::CASES {
+                assert!(names.contains(name), "conformance case {name} has no test");
+            }
+        }
+    };
+}
