@@ -1,1 +1,16 @@
-//! placeholder
+//! melkit-io: decoding audio to mono f32, resampling, and writing tensors to HDF5, NPY and NPZ,
+//! every output written under a temporary name and renamed when complete.
+
+pub mod atomic;
+pub mod decode;
+pub mod error;
+#[cfg(feature = "hdf5")]
+pub mod h5;
+pub mod npy;
+pub mod output;
+pub mod resample;
+
+pub use decode::{Audio, decode_file};
+pub use error::{DecodeError, WriteError};
+pub use output::{Compression, Dtype, OutputFormat, TensorMeta, write_tensor};
+pub use resample::resample;

@@ -1,1 +1,36 @@
-//! placeholder
+//! melkit: segmented mel-spectrogram tensors `[long_segment, short_segment, mel_bin, time_frame]`
+//! from audio files and folders, with librosa's numbers, written to HDF5, NPY or NPZ.
+//!
+//! ```no_run
+//! use melkit::{BackendKind, Config, OutputFormat, OutputOptions, Pipeline};
+//!
+//! let mut config = Config::default();
+//! config.set("n_mels", "40")?;
+//! let mut pipeline = Pipeline::new(config, BackendKind::Auto)?;
+//! let (tensor, _stats) = pipeline.process_file("clip.wav".as_ref())?;
+//! assert_eq!(tensor.shape(), [40, 2, 40, 17]);
+//! let options = OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() };
+//! let report = pipeline.process_paths(&["data/".into()], "out/".as_ref(), &options)?;
+//! println!("{report}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod backends;
+pub mod discover;
+pub mod error;
+pub mod pipeline;
+pub mod report;
+pub mod tensor;
+
+pub use backends::{BackendKind, create_backend};
+pub use error::{Error, FileError};
+pub use melkit_core::compare;
+pub use melkit_core::config::{self, Config, KEYS};
+pub use melkit_core::{Backend, BackendError, ConfigError, SegmentPlan, SignalBatch, StepTimings};
+pub use melkit_io::{Compression, OutputFormat};
+pub use pipeline::{OutputOptions, Pipeline, Progress};
+pub use report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
+pub use tensor::MelTensor;
+
+/// The version of melkit, as recorded in every output.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

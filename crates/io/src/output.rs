@@ -1,0 +1,185 @@
+//! Output formats and options, and the one entry point that writes a tensor atomically.
+
+use std::fmt;
+use std::path::Path;
+
+pub use melkit_core::config::Dtype;
+
+use crate::atomic::write_atomic;
+use crate::error::WriteError;
+
+/// The axes of every tensor melkit writes.
+pub const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
+
+/// A file format for outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    /// One HDF5 file per input, dataset `mel` with its attributes.
+    H5,
+    /// One `.npy` file per input.
+    Npy,
+    /// One `.npz` file per input, holding `mel` and `config`.
+    Npz,
+}
+
+impl OutputFormat {
+    /// Every format, as `--format` names them.
+    pub const NAMES: &'static [&'static str] = &["h5", "npy", "npz"];
+
+    /// Parses a format name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "h5" | "hdf5" => Some(OutputFormat::H5),
+            "npy" => Some(OutputFormat::Npy),
+            "npz" => Some(OutputFormat::Npz),
+            _ => None,
+        }
+    }
+
+    /// The file extension of outputs in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::H5 => "h5",
+            OutputFormat::Npy => "npy",
+            OutputFormat::Npz => "npz",
+        }
+    }
+
+    /// Whether this build can write the format.
+    pub fn available(self) -> bool {
+        self != OutputFormat::H5 || cfg!(feature = "hdf5")
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+/// Compression of the output data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// Deflate (gzip) at a level from 1 to 9; HDF5 shuffles bytes first.
+    Deflate(u8),
+}
+
+impl Compression {
+    /// The deflate level used when none is given.
+    pub const DEFAULT_DEFLATE_LEVEL: u8 = 4;
+
+    /// Parses `none`, `deflate`, `deflate:LEVEL` (also spelled `gzip`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.to_ascii_lowercase();
+        let (name, level) = match s.split_once(':') {
+            Some((n, l)) => (
+                n,
+                Some(l.parse::<u8>().ok().filter(|l| (1..=9).contains(l))?),
+            ),
+            None => (s.as_str(), None),
+        };
+        match name {
+            "none" if level.is_none() => Some(Compression::None),
+            "deflate" | "gzip" => Some(Compression::Deflate(
+                level.unwrap_or(Self::DEFAULT_DEFLATE_LEVEL),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Deflate(level) => write!(f, "deflate:{level}"),
+        }
+    }
+}
+
+/// What an output records besides the tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorMeta<'a> {
+    /// The input file.
+    pub source: &'a str,
+    /// The whole configuration as JSON.
+    pub config_json: &'a str,
+    /// The tensor's sample rate.
+    pub sample_rate: u32,
+    /// The melkit version that wrote it.
+    pub melkit_version: &'a str,
+}
+
+/// Checks that `compression` and `format` go together and that the format is compiled in.
+///
+/// # Errors
+/// [`WriteError::Unsupported`] saying what does not fit.
+pub fn check_options(format: OutputFormat, compression: Compression) -> Result<(), WriteError> {
+    if !format.available() {
+        return Err(WriteError::Unsupported(format!(
+            "format {format} is not compiled into this build (enable the `hdf5` feature)"
+        )));
+    }
+    if format == OutputFormat::Npy && compression != Compression::None {
+        return Err(WriteError::Unsupported(format!(
+            "compression {compression} needs --format h5 or npz (NPY files are not compressed)"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes one tensor (`data` in C order with `shape`) to `path`, atomically.
+///
+/// # Errors
+/// Options that do not fit the format, or a failure to write.
+pub fn write_tensor(
+    path: &Path,
+    format: OutputFormat,
+    data: &[f32],
+    shape: [usize; 4],
+    meta: &TensorMeta<'_>,
+    compression: Compression,
+    dtype: Dtype,
+) -> Result<(), WriteError> {
+    check_options(format, compression)?;
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(WriteError::Unsupported(format!(
+            "shape {shape:?} does not hold {} values",
+            data.len()
+        )));
+    }
+    write_atomic(path, |temp| match format {
+        #[cfg(feature = "hdf5")]
+        OutputFormat::H5 => crate::h5::write_h5(temp, data, shape, meta, compression, dtype),
+        #[cfg(not(feature = "hdf5"))]
+        OutputFormat::H5 => unreachable!("checked by check_options"),
+        OutputFormat::Npy => crate::npy::write_npy(temp, data, shape, dtype),
+        OutputFormat::Npz => crate::npy::write_npz(temp, data, shape, meta, compression, dtype),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_names() {
+        assert_eq!(Compression::parse("none"), Some(Compression::None));
+        assert_eq!(Compression::parse("deflate"), Some(Compression::Deflate(4)));
+        assert_eq!(Compression::parse("gzip:9"), Some(Compression::Deflate(9)));
+        assert_eq!(Compression::parse("deflate:0"), None);
+        assert_eq!(Compression::parse("zstd"), None);
+        assert_eq!(Compression::Deflate(6).to_string(), "deflate:6");
+    }
+
+    #[test]
+    fn npy_refuses_compression() {
+        let e = check_options(OutputFormat::Npy, Compression::Deflate(4)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "compression deflate:4 needs --format h5 or npz (NPY files are not compressed)"
+        );
+    }
+}

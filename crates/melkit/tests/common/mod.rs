@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: the golden cases of `../shared/golden`.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use melkit::Config;
+use melkit::compare::{ErrorReport, Precision, Tolerance, ToleranceClass, compare};
+use ndarray::Array4;
+use ndarray_npy::ReadNpyExt;
+
+/// The folder of golden cases: `$MELKIT_GOLDEN_DIR`, or `shared/golden` beside the checkout.
+pub fn golden_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MELKIT_GOLDEN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = here.join("../../../shared/golden");
+    assert!(
+        dir.is_dir(),
+        "golden cases not found at {} (set MELKIT_GOLDEN_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// One golden case.
+pub struct Case {
+    pub name: String,
+    pub input: PathBuf,
+    pub config: Config,
+    pub class: ToleranceClass,
+    pub expected: Vec<f32>,
+    pub shape: [usize; 4],
+}
+
+impl Case {
+    /// The tolerance for a backend of `precision`.
+    pub fn tolerance(&self, precision: Precision) -> Tolerance {
+        Tolerance {
+            class: self.class,
+            precision,
+        }
+    }
+
+    /// Compares `got` with the expected tensor and panics with the numbers when out of bounds.
+    pub fn check(
+        &self,
+        what: &str,
+        shape: [usize; 4],
+        got: &[f32],
+        precision: Precision,
+    ) -> ErrorReport {
+        assert_eq!(shape, self.shape, "{what}: {}: shape", self.name);
+        let report = compare(got, &self.expected);
+        let tolerance = self.tolerance(precision);
+        assert!(
+            tolerance.passes(&report),
+            "{what}: {}: {report} exceeds {:e}",
+            self.name,
+            tolerance.bound()
+        );
+        report
+    }
+}
+
+/// Every golden case (each `NAME.json` with its `.npy`), sorted by name.
+pub fn cases() -> Vec<Case> {
+    let dir = golden_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 6,
+        "expected at least 6 golden cases, found {names:?}"
+    );
+    names.into_iter().map(|n| case(&n)).collect()
+}
+
+/// The golden case `name`.
+pub fn case(name: &str) -> Case {
+    let dir = golden_dir();
+    let json: serde_json::Value =
+        serde_json::from_reader(File::open(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    let mut config = Config::default();
+    config.apply_json(&json["config"]).unwrap();
+    config.validate().unwrap();
+    let expected =
+        Array4::<f32>::read_npy(File::open(dir.join(format!("{name}.npy"))).unwrap()).unwrap();
+    let shape: Vec<usize> = json["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(expected.shape(), &shape[..]);
+    Case {
+        name: name.to_string(),
+        input: dir.join(json["input"].as_str().unwrap()),
+        config,
+        class: ToleranceClass::parse(json["tolerance"].as_str().unwrap()).unwrap(),
+        shape: [shape[0], shape[1], shape[2], shape[3]],
+        expected: expected.into_raw_vec_and_offset().0,
+    }
+}
