@@ -99,6 +99,17 @@ impl fmt::Display for Compression {
     }
 }
 
+/// The version of the HDF5 library in use, when HDF5 output is compiled in.
+pub fn hdf5_version() -> Option<String> {
+    #[cfg(feature = "hdf5")]
+    {
+        let (major, minor, release) = hdf5::library_version();
+        Some(format!("{major}.{minor}.{release}"))
+    }
+    #[cfg(not(feature = "hdf5"))]
+    None
+}
+
 /// What an output records besides the tensor.
 #[derive(Clone, Copy, Debug)]
 pub struct TensorMeta<'a> {

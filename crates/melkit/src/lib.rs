@@ -18,6 +18,7 @@
 pub mod backends;
 pub mod discover;
 pub mod error;
+pub mod info;
 pub mod pipeline;
 pub mod report;
 pub mod tensor;

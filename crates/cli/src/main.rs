@@ -1,0 +1,128 @@
+//! The `melkit` binary: argument parsing, logging, progress and exit codes; the work itself is
+//! the `melkit` library's.
+
+mod args;
+mod progress;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use melkit::{Config, Error, OutputOptions, Pipeline};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Commands, RunArgs};
+
+/// Every file was written.
+const EXIT_OK: u8 = 0;
+/// The run finished but some files failed (each is listed in the summary).
+const EXIT_FILES_FAILED: u8 = 1;
+/// Bad usage or configuration: nothing was done.
+const EXIT_USAGE: u8 = 2;
+/// The run could not start (a backend that is unavailable, no threads, ...).
+const EXIT_FATAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Info => {
+            init_logging(false, false, false);
+            println!("{}", melkit::info::SystemInfo::collect());
+            ExitCode::from(EXIT_OK)
+        }
+        Commands::Run(args) => run(&args),
+    }
+}
+
+fn init_logging(quiet: bool, verbose: bool, debug: bool) {
+    let default = match (quiet, verbose, debug) {
+        (_, _, true) => "debug",
+        (_, true, _) => "melkit=info,melkit_cli=info",
+        (true, _, _) => "error",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_env("MELKIT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// An error and the exit code it deserves.
+struct Failure(u8, anyhow::Error);
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure(EXIT_USAGE, e.into())
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    match try_run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn configuration(args: &RunArgs) -> Result<Config, Failure> {
+    let mut config = Config::default();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))
+            .map_err(usage)?;
+        config
+            .apply_toml(&text)
+            .with_context(|| format!("in {}", path.display()))
+            .map_err(usage)?;
+    }
+    args.keys.apply(&mut config).map_err(usage)?;
+    config.validate().map_err(usage)?;
+    Ok(config)
+}
+
+fn try_run(args: &RunArgs) -> Result<u8, Failure> {
+    let config = configuration(args)?;
+    init_logging(args.quiet, config.verbose, config.debug);
+    let mut pipeline = Pipeline::new(config, args.backend).map_err(|e| match e {
+        Error::Config(_) => usage(e),
+        other => Failure(EXIT_FATAL, other.into()),
+    })?;
+    tracing::info!(
+        backend = pipeline.backend_name(),
+        workers = pipeline.workers(),
+        "starting"
+    );
+    let options = OutputOptions {
+        format: args.format,
+        compression: args.compression,
+    };
+    let bar = progress::Bar::new(args.quiet);
+    let result = pipeline.process_paths_with(&args.inputs, &args.output, &options, &bar);
+    bar.finish();
+    let report = result.map_err(usage)?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write the report {}", path.display()))
+            .map_err(|e| Failure(EXIT_FATAL, e))?;
+    }
+    if !args.quiet {
+        println!("{report}");
+    } else {
+        for failure in &report.failures {
+            eprintln!("failed: {failure}");
+        }
+    }
+    if report.files_total() == 0 {
+        eprintln!("error: no audio files found in the inputs");
+        return Ok(EXIT_FILES_FAILED);
+    }
+    Ok(if report.success() {
+        EXIT_OK
+    } else {
+        EXIT_FILES_FAILED
+    })
+}

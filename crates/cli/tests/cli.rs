@@ -1,0 +1,589 @@
+//! The `melkit` command end to end: golden cases through HDF5, NPY and NPZ files read back
+//! (also by h5py and numpy when Python has them), configuration files and flags, errors and
+//! exit codes, folder mirroring, and failures that lose nothing already written.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hdf5::types::VarLenUnicode;
+use ndarray::Array4;
+use ndarray_npy::ReadNpyExt;
+
+const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
+
+fn golden_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MELKIT_GOLDEN_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
+}
+
+fn melkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_melkit"))
+        .args(args)
+        .output()
+        .expect("run melkit")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A golden case's configuration as command-line flags.
+fn golden_flags(name: &str) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let mut flags = Vec::new();
+    for (key, value) in json["config"].as_object().unwrap() {
+        let value = match value {
+            serde_json::Value::Null if key == "sample_length" => "full".to_string(),
+            serde_json::Value::Null => "none".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        flags.push(format!("--{}", key.replace('_', "-")));
+        flags.push(value);
+    }
+    flags
+}
+
+fn golden(name: &str) -> (Vec<f32>, Vec<usize>, String) {
+    let json: serde_json::Value =
+        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let a = Array4::<f32>::read_npy(File::open(golden_dir().join(format!("{name}.npy"))).unwrap())
+        .unwrap();
+    (
+        a.iter().copied().collect(),
+        a.shape().to_vec(),
+        json["tolerance"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Asserts `got` is within the golden case's tolerance (SPEC §2, CPU precision).
+fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
+    assert_eq!(got.len(), want.len(), "{name}: size");
+    let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
+    let max_d = got.iter().zip(want).fold(0f64, |m, (&a, &b)| {
+        m.max((f64::from(a) - f64::from(b)).abs())
+    });
+    let d2: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
+    match tolerance {
+        "exact" => assert!(max_d / max_b <= 1e-5, "{name}: max rel {}", max_d / max_b),
+        _ => assert!(
+            (d2 / b2).sqrt() <= 1e-3,
+            "{name}: rel L2 {}",
+            (d2 / b2).sqrt()
+        ),
+    }
+}
+
+fn read_h5(path: &Path) -> (Vec<f32>, Vec<usize>, hdf5::Dataset) {
+    let file = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mel = file.dataset("mel").unwrap();
+    (mel.read_raw::<f32>().unwrap(), mel.shape(), mel)
+}
+
+fn attr(ds: &hdf5::Dataset, name: &str) -> String {
+    ds.attr(name)
+        .unwrap()
+        .read_scalar::<VarLenUnicode>()
+        .unwrap()
+        .to_string()
+}
+
+fn golden_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .into_string()
+                .ok()?
+                .strip_suffix(".json")
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6);
+    names
+}
+
+#[test]
+fn golden_cases_through_hdf5_and_npy_files() {
+    let out = tempfile::tempdir().unwrap();
+    for name in golden_names() {
+        let input = golden_dir().join(format!("{name}.wav"));
+        let (want, shape, tolerance) = golden(&name);
+        for (backend, format) in [("cpu", "h5"), ("reference", "npy"), ("cpu", "npz")] {
+            let dir = out.path().join(format!("{name}-{backend}-{format}"));
+            let mut args = vec!["run".to_string(), input.display().to_string(), "-o".into()];
+            args.extend([
+                dir.display().to_string(),
+                "--backend".into(),
+                backend.into(),
+                "--format".into(),
+            ]);
+            args.push(format.into());
+            args.extend(golden_flags(&name));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let run = melkit(&args);
+            assert!(run.status.success(), "{name}: {}", text(&run.stderr));
+            let path = dir.join(format!("{name}.{format}"));
+            let (got, got_shape) = match format {
+                "h5" => {
+                    let (data, shape, ds) = read_h5(&path);
+                    assert_eq!(attr(&ds, "axes"), AXES);
+                    assert_eq!(attr(&ds, "source"), input.display().to_string());
+                    assert_eq!(attr(&ds, "melkit_version"), env!("CARGO_PKG_VERSION"));
+                    let config: serde_json::Value =
+                        serde_json::from_str(&attr(&ds, "config")).unwrap();
+                    let rate = ds
+                        .attr("sample_rate")
+                        .unwrap()
+                        .read_scalar::<u32>()
+                        .unwrap();
+                    assert_eq!(config["sample_rate"].as_u64(), Some(u64::from(rate)));
+                    (data, shape)
+                }
+                "npy" => {
+                    let a = Array4::<f32>::read_npy(File::open(&path).unwrap()).unwrap();
+                    (a.iter().copied().collect(), a.shape().to_vec())
+                }
+                _ => {
+                    let mut zip = zip::ZipArchive::new(File::open(&path).unwrap()).unwrap();
+                    let a = Array4::<f32>::read_npy(zip.by_name("mel.npy").unwrap()).unwrap();
+                    (a.iter().copied().collect(), a.shape().to_vec())
+                }
+            };
+            assert_eq!(got_shape, shape, "{name} {format}");
+            assert_close(
+                &format!("{name} {backend} {format}"),
+                &got,
+                &want,
+                &tolerance,
+            );
+        }
+    }
+}
+
+/// A Python interpreter with h5py and numpy, if there is one.
+fn python_with_h5py() -> Option<&'static str> {
+    ["python3", "/usr/bin/python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import h5py, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+const PY_CHECK: &str = r#"
+import json, sys, zipfile
+import h5py, numpy as np
+h5, npy, npz, golden = sys.argv[1:5]
+want = np.load(golden)
+with h5py.File(h5, "r") as f:
+    d = f["mel"]
+    got = d[()]
+    attrs = {k: (v if isinstance(v, str) else int(v)) for k, v in d.attrs.items()}
+    chunks = list(d.chunks)
+z = np.load(npz)
+rel = lambda a: float(np.max(np.abs(a.astype(np.float64) - want)) / np.max(np.abs(want)))
+print(json.dumps({
+    "h5": rel(got), "npy": rel(np.load(npy)), "npz": rel(z["mel"]), "shape": list(got.shape),
+    "dtype": str(got.dtype), "axes": attrs["axes"], "sample_rate": attrs["sample_rate"],
+    "n_mels": json.loads(attrs["config"])["n_mels"], "npz_n_mels": json.loads(str(z["config"]))["n_mels"],
+    "chunks": chunks,
+}))
+"#;
+
+#[test]
+fn outputs_read_back_in_h5py_and_numpy() {
+    let Some(python) = python_with_h5py() else {
+        eprintln!(
+            "skipping: no Python with h5py and numpy (apt-get install python3-h5py python3-numpy)"
+        );
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let input = golden_dir().join("tones_4096_pcm16.wav");
+    let input = input.to_str().unwrap();
+    for (format, compression) in [("h5", "deflate"), ("npy", "none"), ("npz", "deflate:6")] {
+        let dir = out.path().join(format);
+        let run = melkit(&[
+            "run",
+            input,
+            "-o",
+            dir.to_str().unwrap(),
+            "--format",
+            format,
+            "--compression",
+            compression,
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+    }
+    let check = Command::new(python)
+        .args(["-c", PY_CHECK])
+        .arg(out.path().join("h5/tones_4096_pcm16.h5"))
+        .arg(out.path().join("npy/tones_4096_pcm16.npy"))
+        .arg(out.path().join("npz/tones_4096_pcm16.npz"))
+        .arg(golden_dir().join("tones_4096_pcm16.npy"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    for key in ["h5", "npy", "npz"] {
+        assert!(r[key].as_f64().unwrap() <= 1e-5, "{key}: {r}");
+    }
+    assert_eq!(r["shape"], serde_json::json!([40, 2, 64, 17]));
+    assert_eq!(r["dtype"], "float32");
+    assert_eq!(r["axes"], AXES);
+    assert_eq!(r["sample_rate"], 4096);
+    assert_eq!(r["n_mels"], 64);
+    assert_eq!(r["npz_n_mels"], 64);
+    // Chunks of whole long segments, about 256 KiB each.
+    assert_eq!(r["chunks"], serde_json::json!([30, 2, 64, 17]));
+}
+
+#[test]
+fn a_toml_file_and_flags_combine_with_flags_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("melkit.toml");
+    std::fs::write(
+        &toml,
+        "n_mels = 40\nfmin = 30.0\nsample_length = \"full\"\nscale = \"db\"\n",
+    )
+    .unwrap();
+    let input = golden_dir().join("tiny_4096_pcm16_full.wav");
+    let out = dir.path().join("out");
+    let run = melkit(&[
+        "run",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--config",
+        toml.to_str().unwrap(),
+        "--n-mels",
+        "32",
+        "--verbose",
+    ]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let (data, shape, ds) = read_h5(&out.join("tiny_4096_pcm16_full.h5"));
+    assert_eq!(shape, [1, 2, 32, 17]);
+    let config: serde_json::Value = serde_json::from_str(&attr(&ds, "config")).unwrap();
+    assert_eq!(config["n_mels"], 32);
+    assert_eq!(config["fmin"], 30.0);
+    assert_eq!(config["sample_length"], serde_json::Value::Null);
+    assert_eq!(config["scale"], "db");
+    assert_eq!(config["verbose"], true);
+    assert!(
+        data.iter().all(|&v| v >= -100.0 && v < 60.0),
+        "dB values expected"
+    );
+}
+
+#[test]
+fn invalid_configuration_is_a_usage_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = golden_dir().join("tiny_4096_pcm16_full.wav");
+    let input = input.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--n-fft", "0"],
+            "error: `n_fft` = 0 is invalid: must be an integer >= 2\n",
+        ),
+        (
+            &["--fmax", "4000"],
+            "error: `fmax` = 4000.0 is invalid: must be a number of Hz above fmin and at most sample_rate / 2 (2048), or \"none\" for sample_rate / 2\n",
+        ),
+        (
+            &["--short-segment-points", "2000"],
+            "error: `short_segment_points` = 2000 is invalid: must be an integer from 1 to 1024, the long segment's length in samples (long_segment_scale 0.25 s at sample_rate 4096 Hz)\n",
+        ),
+        (
+            &["--mel-scale", "bark"],
+            "error: `mel_scale` = bark is invalid: must be one of slaney, htk\n",
+        ),
+    ];
+    for (flags, message) in cases {
+        let mut args = vec!["run", input, "-o", out];
+        args.extend_from_slice(flags);
+        let run = melkit(&args);
+        assert_eq!(run.status.code(), Some(2), "{flags:?}");
+        assert_eq!(text(&run.stderr), *message, "{flags:?}");
+    }
+    let toml = dir.path().join("bad.toml");
+    std::fs::write(&toml, "n_mles = 40\n").unwrap();
+    let run = melkit(&["run", input, "-o", out, "--config", toml.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(
+        text(&run.stderr),
+        format!(
+            "error: in {}: unknown configuration key `n_mles` (did you mean `n_mels`?)\n",
+            toml.display()
+        )
+    );
+    assert!(
+        !Path::new(out).exists(),
+        "nothing may be written on a usage error"
+    );
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+}
+
+#[test]
+fn folders_are_mirrored_and_a_bad_file_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    copy(
+        &golden_dir().join("tones_4096_pcm16.wav"),
+        &root.join("a/tones.wav"),
+    );
+    copy(
+        &golden_dir().join("chirp_4096_f32_short.wav"),
+        &root.join("a/b/c/chirp.wav"),
+    );
+    copy(
+        &golden_dir().join("bursts_16000_pcm16.wav"),
+        &root.join("bursts.wav"),
+    );
+    std::fs::write(root.join("a/broken.wav"), "this is not audio").unwrap();
+    std::fs::write(root.join("a/notes.txt"), "ignored").unwrap();
+    let out = dir.path().join("out");
+    let run = melkit(&[
+        "run",
+        root.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--format",
+        "npy",
+    ]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(stdout.contains("4 files in"), "{stdout}");
+    assert!(stdout.contains("3 written, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "failed: {}: not a supported audio file: the content is not in an audio format melkit reads",
+            root.join("a/broken.wav").display()
+        )),
+        "{stdout}"
+    );
+    for (rel, case) in [
+        ("a/tones.npy", "tones_4096_pcm16"),
+        ("a/b/c/chirp.npy", "chirp_4096_f32_short"),
+        ("bursts.npy", "bursts_16000_pcm16"),
+    ] {
+        let a = Array4::<f32>::read_npy(File::open(out.join(rel)).unwrap()).unwrap();
+        let (want, _, tolerance) = golden(case);
+        assert_close(rel, a.as_slice().unwrap(), &want, &tolerance);
+    }
+    assert!(!out.join("a/broken.npy").exists());
+}
+
+/// Every file under `dir`, relative.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_rerun_replaces_outputs_whole_and_a_failure_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    copy(
+        &golden_dir().join("tones_4096_pcm16.wav"),
+        &root.join("a.wav"),
+    );
+    copy(
+        &golden_dir().join("stereo_4096_pcm24_long.wav"),
+        &root.join("sub/b.wav"),
+    );
+    let out = dir.path().join("out");
+    let args = [
+        "run",
+        root.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--compression",
+        "deflate",
+    ];
+    assert!(melkit(&args).status.success());
+    let first_b = std::fs::read(out.join("sub/b.h5")).unwrap();
+    // Second run: b.wav is now broken. Its old output must survive; a.h5 is rewritten whole.
+    std::fs::write(root.join("sub/b.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();
+    let run = melkit(&args);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(std::fs::read(out.join("sub/b.h5")).unwrap(), first_b);
+    assert_eq!(
+        tree(&out),
+        ["a.h5", "sub/b.h5"],
+        "temporary files left behind"
+    );
+    let (a, _, _) = read_h5(&out.join("a.h5"));
+    let (want, _, tolerance) = golden("tones_4096_pcm16");
+    assert_close("a.h5", &a, &want, &tolerance);
+    // An output path that cannot be written (a folder in the way) fails that file only.
+    std::fs::remove_file(out.join("a.h5")).unwrap();
+    std::fs::create_dir(out.join("a.h5")).unwrap();
+    copy(
+        &golden_dir().join("stereo_4096_pcm24_long.wav"),
+        &root.join("sub/b.wav"),
+    );
+    let run = melkit(&args);
+    assert_eq!(run.status.code(), Some(1));
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "failed: {}: cannot write {}",
+            root.join("a.wav").display(),
+            out.join("a.h5").display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(tree(&out), ["sub/b.h5"], "temporary files left behind");
+}
+
+#[test]
+fn colliding_outputs_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    copy(
+        &golden_dir().join("tiny_4096_pcm16_full.wav"),
+        &one.join("x.wav"),
+    );
+    copy(
+        &golden_dir().join("tiny_4096_pcm16_full.wav"),
+        &two.join("x.wav"),
+    );
+    copy(
+        &golden_dir().join("tiny_4096_pcm16_full.wav"),
+        &two.join("y.wav"),
+    );
+    let out = dir.path().join("out");
+    let run = melkit(&[
+        "run",
+        one.to_str().unwrap(),
+        two.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert_eq!(
+        text(&run.stderr),
+        format!(
+            "error: 2 inputs would overwrite each other's outputs:\n  {} <- {}, {}\n",
+            out.join("x.h5").display(),
+            one.join("x.wav").display(),
+            two.join("x.wav").display()
+        )
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn missing_inputs_and_empty_folders_fail_with_their_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.wav");
+    let out = dir.path().join("out");
+    let run = melkit(&[
+        "run",
+        missing.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(
+        text(&run.stderr),
+        format!("failed: {}: no such file or directory\n", missing.display())
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let run = melkit(&[
+        "run",
+        empty.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(
+        text(&run.stderr),
+        "error: no audio files found in the inputs\n"
+    );
+}
+
+#[test]
+fn the_report_and_info_describe_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let input = golden_dir().join("tones_4096_pcm16.wav");
+    let run = melkit(&[
+        "run",
+        input.to_str().unwrap(),
+        "-o",
+        dir.path().join("out").to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--workers",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(run.status.success());
+    let stdout = text(&run.stdout);
+    assert!(stdout.starts_with("1 files in "), "{stdout}");
+    assert!(
+        stdout.contains("on backend cpu with 2 workers: 1 written, 0 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stage seconds: decode "), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["files_ok"], 1);
+    assert_eq!(r["segments"], 80);
+    assert_eq!(r["long_segments"], 40);
+    assert_eq!(r["workers"], 2);
+    for stage in ["decode", "resample", "segment", "compute", "scale", "write"] {
+        assert!(r["stage_seconds"][stage].as_f64().is_some(), "{stage}");
+    }
+    assert!(r["stage_seconds"]["compute"].as_f64().unwrap() > 0.0);
+    assert!(r["throughput"]["files_per_s"].as_f64().unwrap() > 0.0);
+
+    let info = melkit(&["info"]);
+    assert!(info.status.success());
+    let info = text(&info.stdout);
+    assert!(info.contains("  cpu        ready\n"), "{info}");
+    assert!(info.contains("  reference  ready\n"), "{info}");
+    assert!(
+        info.contains("  cuda       unavailable: not compiled into this build of melkit\n"),
+        "{info}"
+    );
+    assert!(info.contains("auto picks cpu"), "{info}");
+    assert!(info.contains("output formats: h5 (HDF5 "), "{info}");
+}
