@@ -284,7 +284,7 @@ fn a_toml_file_and_flags_combine_with_flags_winning() {
     assert_eq!(config["scale"], "db");
     assert_eq!(config["verbose"], true);
     assert!(
-        data.iter().all(|&v| v >= -100.0 && v < 60.0),
+        data.iter().all(|v| (-100.0..60.0).contains(v)),
         "dB values expected"
     );
 }

@@ -129,7 +129,15 @@ where
     let scale = 1.0 / (full_scale * channels as f64);
     let (mut sum, mut count) = (0.0f64, 0);
     for sample in samples {
-        sum += sample.map_err(hound_error)?.into();
+        sum += sample
+            .map_err(|e| match e {
+                // Reading stops short of the length in the header: the file was cut.
+                hound::Error::IoError(_) => {
+                    DecodeError::Invalid("the WAV data ends before its header says it does".into())
+                }
+                other => hound_error(other),
+            })?
+            .into();
         count += 1;
         if count == channels {
             out.push((sum * scale) as f32);
@@ -141,9 +149,6 @@ where
 
 fn hound_error(e: hound::Error) -> DecodeError {
     match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            DecodeError::Invalid("the WAV data ends before its header says it does".into())
-        }
         hound::Error::IoError(io) => DecodeError::Io(io),
         hound::Error::Unsupported => {
             DecodeError::Unsupported("a WAV encoding hound does not read".into())

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use melkit_core::config::Dtype;
 use melkit_core::scale::FileScale;
 use melkit_core::{Backend, BatchItem, Config, SegmentPlan, SignalBatch};
 use melkit_io::output::check_options;
@@ -65,8 +66,21 @@ pub struct Pipeline {
     backend: Box<dyn Backend>,
     file_scale: FileScale,
     pool: rayon::ThreadPool,
+    /// Threads for decoding and resampling when `cpu_workers` sets their number.
+    decode_pool: Option<rayon::ThreadPool>,
     workers: usize,
     batch_files: usize,
+}
+
+fn thread_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool, Error> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("melkit-{name}-{i}"))
+        .build()
+        .map_err(|e| Error::Threads {
+            workers: threads,
+            reason: e.to_string(),
+        })
 }
 
 impl Pipeline {
@@ -81,14 +95,16 @@ impl Pipeline {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|i| format!("melkit-worker-{i}"))
-            .build()
-            .map_err(|e| Error::Threads {
-                workers,
-                reason: e.to_string(),
-            })?;
+        let pool = thread_pool(workers, "worker")?;
+        let decode_pool = match config.cpu_workers {
+            0 => None,
+            n => Some(thread_pool(n, "decode")?),
+        };
+        if config.cache_spectrograms {
+            tracing::warn!(
+                "cache_spectrograms has no effect in this version: every file is computed"
+            );
+        }
         let backend = create_backend(kind, &config)?;
         let batch_files = match config.batch_size {
             0 if config.memory_efficient => workers.max(2),
@@ -108,6 +124,7 @@ impl Pipeline {
             plan,
             backend,
             pool,
+            decode_pool,
             workers,
             batch_files,
         })
@@ -245,7 +262,8 @@ impl Pipeline {
         report: &mut RunReport,
     ) -> Vec<FileOutcome> {
         let sample_rate = self.config.sample_rate;
-        let loaded: Vec<Result<Loaded, FileError>> = self.pool.install(|| {
+        let decode_pool = self.decode_pool.as_ref().unwrap_or(&self.pool);
+        let loaded: Vec<Result<Loaded, FileError>> = decode_pool.install(|| {
             files
                 .par_iter()
                 .map(|f| load(&f.path, sample_rate))
@@ -344,6 +362,9 @@ impl Finisher<'_> {
         stats.times.add(Stage::Scale, started.elapsed());
         stats.long_segments = item.n_long;
         stats.segments = item.n_long * self.plan.n_short;
+        if self.config.dtype == Dtype::F16 {
+            stats.f16_error = Some(f16_error(values));
+        }
         let started = Instant::now();
         let path = file.output_path(out_dir, options.format);
         let source = file.path.display().to_string();
@@ -372,6 +393,18 @@ impl Finisher<'_> {
         stats.times.add(Stage::Write, started.elapsed());
         Ok(path)
     }
+}
+
+/// The largest error of rounding `values` to f16, relative to their largest magnitude
+/// (infinite when a value overflows the f16 range).
+pub fn f16_error(values: &[f32]) -> f64 {
+    let (mut err, mut max) = (0f64, 0f64);
+    for &v in values {
+        let rounded = f64::from(half::f16::from_f32(v).to_f32());
+        err = err.max((rounded - f64::from(v)).abs());
+        max = max.max(f64::from(v).abs());
+    }
+    if err == 0.0 { 0.0 } else { err / max }
 }
 
 /// Decodes and resamples one file.

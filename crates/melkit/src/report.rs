@@ -85,6 +85,9 @@ pub struct FileStats {
     /// Time per stage for this file (compute is shared by a batch and not counted here when the
     /// file was part of one).
     pub times: StageTimes,
+    /// With `dtype = "f16"`: the largest rounding error of the conversion, relative to the
+    /// file's largest value (infinite when a value overflowed the f16 range).
+    pub f16_error: Option<f64>,
 }
 
 /// The outcome of one input file.
@@ -119,6 +122,8 @@ pub struct RunReport {
     pub stages: StageTimes,
     /// The backend's own steps.
     pub backend_steps: StepTimings,
+    /// With `dtype = "f16"`: the largest relative rounding error of any file.
+    pub f16_error: Option<f64>,
 }
 
 impl RunReport {
@@ -151,6 +156,9 @@ impl RunReport {
                 self.segments += stats.segments as u64;
                 self.audio_seconds += stats.audio_seconds;
                 self.stages.merge(&stats.times);
+                if let Some(e) = stats.f16_error {
+                    self.f16_error = Some(self.f16_error.map_or(e, |m| m.max(e)));
+                }
             }
             Err(e) => self.failures.push(e.clone()),
         }
@@ -188,6 +196,7 @@ impl RunReport {
             "throughput": { "files_per_s": self.files_per_second(), "segments_per_s": self.segments_per_second() },
             "stage_seconds": stages,
             "backend_steps": steps,
+            "f16_max_rel_error": self.f16_error,
         })
     }
 }
@@ -222,6 +231,18 @@ impl fmt::Display for RunReport {
         write!(f, "stage seconds:")?;
         for s in Stage::ALL {
             write!(f, " {} {:.3}", s.name(), self.stages.get(s).as_secs_f64())?;
+        }
+        if let Some(e) = self.f16_error {
+            write!(
+                f,
+                "\nf16 output: largest rounding error {e:.2e} of a file's maximum"
+            )?;
+            if e.is_infinite() {
+                write!(
+                    f,
+                    " (values beyond ±65504 overflowed to infinity: use scale = \"db\")"
+                )?;
+            }
         }
         for e in &self.failures {
             write!(f, "\nfailed: {e}")?;

@@ -1,0 +1,158 @@
+//! Decoding every WAV sample format to mono f32 in [-1, 1), as soundfile (and librosa) do.
+
+use std::path::Path;
+
+use hound::{SampleFormat, WavSpec, WavWriter};
+use melkit_io::decode_file;
+
+fn spec(channels: u16, bits: u16, format: SampleFormat) -> WavSpec {
+    WavSpec {
+        channels,
+        sample_rate: 8000,
+        bits_per_sample: bits,
+        sample_format: format,
+    }
+}
+
+fn format_tag(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    u16::from_le_bytes([bytes[20], bytes[21]])
+}
+
+#[test]
+fn integer_pcm_is_scaled_by_its_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(u16, &[i32], f64)] = &[
+        (8, &[-128, -1, 0, 64, 127], 128.0),
+        (16, &[-32768, -1, 0, 12345, 32767], 32768.0),
+        (24, &[-8_388_608, -3, 0, 4_000_000, 8_388_607], 8_388_608.0),
+        (
+            32,
+            &[i32::MIN, -7, 0, 1_000_000_000, i32::MAX],
+            2_147_483_648.0,
+        ),
+    ];
+    for &(bits, samples, full) in cases {
+        let path = dir.path().join(format!("pcm{bits}.wav"));
+        let mut w = WavWriter::create(&path, spec(1, bits, SampleFormat::Int)).unwrap();
+        for &s in samples {
+            match bits {
+                8 => w.write_sample(s as i8).unwrap(),
+                16 => w.write_sample(s as i16).unwrap(),
+                _ => w.write_sample(s).unwrap(),
+            }
+        }
+        w.finalize().unwrap();
+        let audio = decode_file(&path).unwrap();
+        assert_eq!((audio.sample_rate, audio.channels), (8000, 1));
+        let want: Vec<f32> = samples
+            .iter()
+            .map(|&s| (f64::from(s) / full) as f32)
+            .collect();
+        assert_eq!(audio.samples, want, "{bits}-bit");
+    }
+}
+
+#[test]
+fn float_wavs_are_taken_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = [-1.0f32, -0.25, 0.0, 0.123_456_79, 0.999];
+    let path = dir.path().join("f32.wav");
+    let mut w = WavWriter::create(&path, spec(1, 32, SampleFormat::Float)).unwrap();
+    values.iter().for_each(|&v| w.write_sample(v).unwrap());
+    w.finalize().unwrap();
+    assert_eq!(decode_file(&path).unwrap().samples, values);
+
+    // 64-bit float (hound does not read it; the symphonia path does).
+    let path = dir.path().join("f64.wav");
+    std::fs::write(&path, float64_wav(&[-0.5, 0.25, 0.1, 1e-9], 22050)).unwrap();
+    let audio = decode_file(&path).unwrap();
+    assert_eq!(audio.sample_rate, 22050);
+    assert_eq!(audio.samples, [-0.5f32, 0.25, 0.1, 1e-9]);
+}
+
+/// A minimal mono IEEE-float WAV with 64-bit samples.
+fn float64_wav(samples: &[f64], rate: u32) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(4 + 8 + 16 + 8 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&3u16.to_le_bytes()); // WAVE_FORMAT_IEEE_FLOAT
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 8).to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&64u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+#[test]
+fn channels_are_averaged_including_extensible_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three channels of 24-bit: hound writes WAVE_FORMAT_EXTENSIBLE.
+    let path = dir.path().join("three.wav");
+    let mut w = WavWriter::create(&path, spec(3, 24, SampleFormat::Int)).unwrap();
+    let frames = [[100, 200, 300], [-8_388_608, 0, 8_388_607], [1, 2, 4]];
+    for frame in frames {
+        frame.iter().for_each(|&s| w.write_sample(s).unwrap());
+    }
+    w.finalize().unwrap();
+    assert_eq!(format_tag(&path), 0xFFFE, "expected WAVE_FORMAT_EXTENSIBLE");
+    let audio = decode_file(&path).unwrap();
+    assert_eq!(audio.channels, 3);
+    let want: Vec<f32> = frames
+        .iter()
+        .map(|f| (f.iter().map(|&s| f64::from(s)).sum::<f64>() / 3.0 / 8_388_608.0) as f32)
+        .collect();
+    assert_eq!(audio.samples, want);
+
+    let path = dir.path().join("stereo.wav");
+    let mut w = WavWriter::create(&path, spec(2, 16, SampleFormat::Int)).unwrap();
+    for (l, r) in [(1000i16, -1000i16), (32767, 32767), (-2, 1)] {
+        w.write_sample(l).unwrap();
+        w.write_sample(r).unwrap();
+    }
+    w.finalize().unwrap();
+    let audio = decode_file(&path).unwrap();
+    assert_eq!(audio.samples, [0.0, 32767.0 / 32768.0, -0.5 / 32768.0]);
+    assert!((audio.duration() - 3.0 / 8000.0).abs() < 1e-12);
+}
+
+#[test]
+fn unreadable_inputs_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        decode_file(&empty).unwrap_err().to_string(),
+        "invalid audio: the file is empty"
+    );
+    let text = dir.path().join("text.wav");
+    std::fs::write(&text, "hello, this is text").unwrap();
+    assert_eq!(
+        decode_file(&text).unwrap_err().to_string(),
+        "not a supported audio file: the content is not in an audio format melkit reads"
+    );
+    let missing = dir.path().join("missing.wav");
+    assert!(
+        decode_file(&missing)
+            .unwrap_err()
+            .to_string()
+            .starts_with("cannot read the file: ")
+    );
+    // A data chunk cut short of what the header promises.
+    let path = dir.path().join("cut.wav");
+    let mut w = WavWriter::create(&path, spec(1, 16, SampleFormat::Int)).unwrap();
+    (0..1000).for_each(|i| w.write_sample(i as i16).unwrap());
+    w.finalize().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 501]).unwrap();
+    assert_eq!(
+        decode_file(&path).unwrap_err().to_string(),
+        "invalid audio: the WAV data ends before its header says it does"
+    );
+}
