@@ -1,1 +1,102 @@
-fn main() {}
+//! `cargo xtask`: the project's chores, each making sure first that the system packages it
+//! needs are present.
+//!
+//! - `cargo xtask test [ARGS]`: the whole test suite (`cargo test --workspace ARGS`).
+//! - `cargo xtask example`: melkit on the bundled audio in `examples/audio`.
+//! - `cargo xtask bench [ARGS]`: the criterion benchmarks (`cargo bench -p melkit-benches`).
+//! - `cargo xtask deps`: only install (or name) the system packages.
+//! - `cargo xtask gen-examples`: regenerate `examples/audio` (deterministic).
+
+mod examples;
+mod packages;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// What building melkit with HDF5 needs.
+const BUILD_PACKAGES: &[&str] = &["pkg-config", "libhdf5-dev"];
+/// What the tests need besides: h5py and numpy to read outputs back as users do.
+const TEST_PACKAGES: &[&str] = &["python3-h5py", "python3-numpy"];
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match command.as_str() {
+        "test" => {
+            packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
+            cargo(&[&["test", "--workspace"][..], &strs(&rest)].concat())
+        }
+        "example" => {
+            packages::ensure(BUILD_PACKAGES)?;
+            example(&root)
+        }
+        "bench" => {
+            packages::ensure(BUILD_PACKAGES)?;
+            cargo(&[&["bench", "-p", "melkit-benches"][..], &strs(&rest)].concat())
+        }
+        "deps" => packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat()),
+        "gen-examples" => examples::generate(&root.join("examples/audio")),
+        other => {
+            eprintln!("usage: cargo xtask test|example|bench|deps|gen-examples");
+            bail!("unknown command {other:?}")
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn example(root: &Path) -> Result<()> {
+    let out = root.join("target/example-output");
+    let audio = root.join("examples/audio");
+    cargo(&[
+        "run",
+        "--release",
+        "--package",
+        "melkit-cli",
+        "--",
+        "run",
+        audio.to_str().context("non-UTF-8 path")?,
+        "-o",
+        out.to_str().context("non-UTF-8 path")?,
+        "--compression",
+        "deflate",
+    ])?;
+    println!(
+        "\nThe tensors are in {}; read one in Python with:",
+        out.display()
+    );
+    println!("  import h5py");
+    println!(
+        "  mel = h5py.File(\"{}/tones_4096.h5\")[\"mel\"][()]",
+        out.display()
+    );
+    println!("  print(mel.shape)  # (40, 2, 64, 17)");
+    Ok(())
+}
