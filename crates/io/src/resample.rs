@@ -3,11 +3,12 @@
 //! Nyquist frequency, −3 dB near 0.95, ≥ 120 dB down from 1.0.
 //!
 //! Two steps: rubato's synchronous FFT resampler, run with one long FFT block so its own
-//! anti-aliasing filter is flat almost to Nyquist, then one short zero-phase FIR at the output
-//! rate (a Kaiser-windowed sinc, soxr's own design rule) that gives the soxr-HQ transition band
-//! and removes the fraction of a sample by which rubato's output runs early (rubato reports its
-//! delay in whole samples; when downsampling its output is half an input sample early, rubato
-//! issue #96). The output has `ceil(N · to / from)` samples.
+//! anti-aliasing filter is flat almost to Nyquist, and one short zero-phase FIR at the lower of
+//! the two rates (a Kaiser-windowed sinc, soxr's own design rule; after rubato when
+//! downsampling, before it when upsampling) that gives the soxr-HQ transition band and removes
+//! the fraction of a sample by which rubato's output runs early (rubato reports its delay in
+//! whole samples; when downsampling its output is half an input sample early, rubato issue
+//! #96). The output has `ceil(N · to / from)` samples.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,9 +31,11 @@ const ATTENUATION_DB: f64 = 126.4;
 /// One rate pair's resampler and the filter that shapes and aligns its output.
 struct Converter {
     fft: Fft<f64>,
-    /// Zero-phase taps `h[-half..=half]`, centred on the measured advance.
+    /// Zero-phase taps `h[-half..=half]` at the lower rate, centred on the measured advance.
     taps: Vec<f64>,
     half: usize,
+    /// Upsampling: the filter runs on the input, before rubato.
+    before: bool,
 }
 
 thread_local! {
@@ -53,13 +56,21 @@ impl Converter {
             FixedSync::Input,
         )
         .map_err(|e| e.to_string())?;
+        let before = to > from;
         let mut converter = Converter {
             fft,
             taps: vec![1.0],
             half: 0,
+            before,
         };
+        // rubato's advance in output samples, as a delay at the rate the filter runs at.
         let advance = converter.measure_advance(from, to)?;
-        (converter.taps, converter.half) = soxr_like_taps(from, to, advance);
+        let advance = if before {
+            advance * f64::from(from) / f64::from(to)
+        } else {
+            advance
+        };
+        (converter.taps, converter.half) = soxr_like_taps(from.min(to), advance);
         Ok(converter)
     }
 
@@ -72,21 +83,30 @@ impl Converter {
         Ok(out.take_data())
     }
 
-    /// rubato's output of `input`, of `len` samples, shaped and aligned.
+    /// `input` resampled to `len` samples, shaped and aligned.
     fn run(&mut self, input: &[f64], len: usize) -> Result<Vec<f64>, String> {
-        let mut raw = self.rubato(input)?;
-        raw.resize(len, 0.0);
-        let half = self.half as isize;
-        Ok((0..len as isize)
+        let mut out = if self.before {
+            let filtered = self.filter(input);
+            self.rubato(&filtered)?
+        } else {
+            let raw = self.rubato(input)?;
+            self.filter(&raw)
+        };
+        out.resize(len, 0.0);
+        Ok(out)
+    }
+
+    /// `y[i] = Σ_k h[k] x[i - k]` for k in `-half..=half`, zeros outside the signal.
+    fn filter(&self, x: &[f64]) -> Vec<f64> {
+        let (half, len) = (self.half as isize, x.len() as isize);
+        (0..len)
             .map(|i| {
-                // y[i] = Σ_k h[k] x[i - k], k in -half..=half, zeros outside the signal.
-                let lo = (i - (len as isize - 1)).max(-half);
-                let hi = i.min(half);
+                let (lo, hi) = ((i - (len - 1)).max(-half), i.min(half));
                 (lo..=hi)
-                    .map(|k| self.taps[(k + half) as usize] * raw[(i - k) as usize])
+                    .map(|k| self.taps[(k + half) as usize] * x[(i - k) as usize])
                     .sum()
             })
-            .collect())
+            .collect()
     }
 
     /// How many output samples early rubato's output of a steady tone well inside the
@@ -129,11 +149,11 @@ fn bessel_i0(x: f64) -> f64 {
 }
 
 /// soxr's low-pass design (`lsx_design_lpf`: a Kaiser-windowed sinc cut at the middle of the
-/// transition band) at the output rate, delayed by `delay` samples. Returns the taps
-/// `h[-half..=half]` and `half`.
-fn soxr_like_taps(from: u32, to: u32, delay: f64) -> (Vec<f64>, usize) {
-    let nyquist = f64::from(from.min(to)) / 2.0;
-    let rate = f64::from(to);
+/// transition band) for the Nyquist frequency of `rate`, delayed by `delay` samples. Returns
+/// the taps `h[-half..=half]` and `half`.
+fn soxr_like_taps(rate: u32, delay: f64) -> (Vec<f64>, usize) {
+    let rate = f64::from(rate);
+    let nyquist = rate / 2.0;
     // Cut-off and transition width in cycles per output sample.
     let cutoff = (PASSBAND_END + STOPBAND_BEGIN) / 2.0 * nyquist / rate;
     let transition = (STOPBAND_BEGIN - PASSBAND_END) * nyquist / rate;
@@ -233,6 +253,41 @@ mod tests {
                 .map(|i| (out[i] - want[i]).abs())
                 .fold(0.0, f32::max);
             assert!(err < 1e-4, "{from}->{to} {hz} Hz: max error {err}");
+        }
+    }
+
+    /// The gain of a tone at `fraction` of the lower Nyquist frequency through `from -> to`.
+    fn gain(from: u32, to: u32, fraction: f64) -> f64 {
+        let hz = fraction * f64::from(from.min(to)) / 2.0;
+        let out = resample(&tone(from, hz, 4 * from as usize), from, to).unwrap();
+        let interior = &out[out.len() / 4..3 * out.len() / 4];
+        let rms = (interior.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>()
+            / interior.len() as f64)
+            .sqrt();
+        rms * 2f64.sqrt() / 0.5
+    }
+
+    #[test]
+    fn response_follows_soxr_hq() {
+        // soxr HQ: 0 dB to 0.913 of the lower Nyquist, -3 dB near 0.95, >= 120 dB down from 1.0.
+        for (from, to) in [(16000, 4096), (44100, 4096), (4096, 11025)] {
+            assert!(
+                (gain(from, to, 0.5) - 1.0).abs() < 1e-4,
+                "{from}->{to} at 0.5"
+            );
+            assert!(
+                (gain(from, to, 0.9) - 1.0).abs() < 2e-3,
+                "{from}->{to} at 0.9"
+            );
+            let g = gain(from, to, 0.95);
+            assert!((0.63..0.79).contains(&g), "{from}->{to} at 0.95: {g}");
+            let g = gain(from, to, 0.995);
+            assert!(g < 2e-4, "{from}->{to} at 0.995: {g}");
+            if from > to {
+                // Above the new Nyquist frequency nothing may alias back.
+                let g = gain(from, to, 1.05);
+                assert!(g < 1e-5, "{from}->{to} at 1.05: {g}");
+            }
         }
     }
 
