@@ -9,16 +9,8 @@ fn backends(c: &mut Criterion) {
     let config = Config::default();
     let mut group = c.benchmark_group("backend");
     for (name, files, mut backend) in [
-        (
-            "cpu",
-            32,
-            Box::new(CpuBackend::new(&config).unwrap()) as Box<dyn Backend>,
-        ),
-        (
-            "reference",
-            1,
-            Box::new(ReferenceBackend::new(&config).unwrap()),
-        ),
+        ("cpu", 32, Box::new(CpuBackend::new(&config).unwrap()) as Box<dyn Backend>),
+        ("reference", 1, Box::new(ReferenceBackend::new(&config).unwrap())),
     ] {
         let (plan, batch) = melkit_benches::batch(&config, files);
         let mut out = vec![0.0; batch.output_len(&plan)];

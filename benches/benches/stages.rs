@@ -2,7 +2,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use melkit_core::{Config, SegmentPlan, SignalBatch};
-use melkit_io::{Compression, Dtype, OutputFormat, TensorMeta};
+use melkit_io::{Compression, Dtype, OutputFormat, OutputTensor, TensorMeta};
 
 fn stages(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -38,9 +38,7 @@ fn stages(c: &mut Criterion) {
         })
     });
 
-    let data: Vec<f32> = (0..40 * 2 * 64 * 17)
-        .map(|i| ((i * 7919) % 1000) as f32 * 0.01)
-        .collect();
+    let data: Vec<f32> = (0..40 * 2 * 64 * 17).map(|i| ((i * 7919) % 1000) as f32 * 0.01).collect();
     let meta = TensorMeta {
         source: "clip.wav",
         config_json: "{}",
@@ -60,11 +58,13 @@ fn stages(c: &mut Criterion) {
                 melkit_io::write_tensor(
                     &path,
                     format,
-                    &data,
-                    [40, 2, 64, 17],
-                    &meta,
-                    compression,
-                    Dtype::F32,
+                    &OutputTensor {
+                        data: &data,
+                        shape: [40, 2, 64, 17],
+                        meta,
+                        compression,
+                        dtype: Dtype::F32,
+                    },
                 )
                 .unwrap()
             })

@@ -27,8 +27,7 @@ pub fn write_wav(path: &Path, rate: u32, seconds: f64) {
     };
     let mut w = hound::WavWriter::create(path, spec).expect("create WAV");
     for &x in signal {
-        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .expect("write WAV");
+        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16).expect("write WAV");
     }
     w.finalize().expect("finish WAV");
 }

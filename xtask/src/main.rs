@@ -53,19 +53,13 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("$ cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .args(args)
-        .status()
-        .context("cannot run cargo")?;
+    let status = Command::new(cargo).args(args).status().context("cannot run cargo")?;
     if !status.success() {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
@@ -88,15 +82,9 @@ fn example(root: &Path) -> Result<()> {
         "--compression",
         "deflate",
     ])?;
-    println!(
-        "\nThe tensors are in {}; read one in Python with:",
-        out.display()
-    );
+    println!("\nThe tensors are in {}; read one in Python with:", out.display());
     println!("  import h5py");
-    println!(
-        "  mel = h5py.File(\"{}/tones_4096.h5\")[\"mel\"][()]",
-        out.display()
-    );
+    println!("  mel = h5py.File(\"{}/tones_4096.h5\")[\"mel\"][()]", out.display());
     println!("  print(mel.shape)  # (40, 2, 64, 17)");
     Ok(())
 }

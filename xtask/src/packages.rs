@@ -6,10 +6,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 fn installed(package: &str) -> Option<bool> {
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .ok()?;
+    let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output().ok()?;
     Some(
         out.status.success()
             && String::from_utf8_lossy(&out.stdout).contains("install ok installed"),
@@ -50,10 +47,7 @@ pub fn ensure(packages: &[&str]) -> Result<()> {
     }
     eprintln!("xtask: installing {list}");
     let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
+        Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").status()
     };
     if !apt(&["update", "-qq"])?.success() {
         bail!("apt-get update failed");

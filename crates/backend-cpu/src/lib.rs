@@ -117,9 +117,7 @@ impl CpuBackend {
                 }
             }
             // The buffers are sized by the plan, so the FFT cannot fail on their lengths.
-            let _ = self
-                .fft
-                .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft);
+            let _ = self.fft.process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft);
             let row = &mut s.power[t * n_bins..(t + 1) * n_bins];
             for (p, c) in row.iter_mut().zip(&s.spectrum) {
                 let sq = c.re * c.re + c.im * c.im;
@@ -153,21 +151,15 @@ impl Backend for CpuBackend {
         let started = Instant::now();
         let p = &self.plan;
         let samples = batch.samples();
-        out.par_chunks_mut(p.long_output_len())
-            .zip(batch.long_starts().par_iter())
-            .for_each_init(
-                || self.scratch(),
-                |scratch, (dest, &start)| {
-                    for (s, short_out) in dest.chunks_exact_mut(p.short_output_len()).enumerate() {
-                        let first = start + s * p.short_hop;
-                        self.short_segment(
-                            &samples[first..first + p.short_len],
-                            short_out,
-                            scratch,
-                        );
-                    }
-                },
-            );
+        out.par_chunks_mut(p.long_output_len()).zip(batch.long_starts().par_iter()).for_each_init(
+            || self.scratch(),
+            |scratch, (dest, &start)| {
+                for (s, short_out) in dest.chunks_exact_mut(p.short_output_len()).enumerate() {
+                    let first = start + s * p.short_hop;
+                    self.short_segment(&samples[first..first + p.short_len], short_out, scratch);
+                }
+            },
+        );
         let mut timings = StepTimings::default();
         timings.add("compute", started.elapsed());
         Ok(timings)

@@ -22,11 +22,7 @@ impl SparseMel {
             weights.extend(fb.row(m)[a..b].iter().map(|&w| w as f32));
             offsets.push(weights.len());
         }
-        SparseMel {
-            first_bin,
-            offsets,
-            weights,
-        }
+        SparseMel { first_bin, offsets, weights }
     }
 
     /// `out[m, t] = Σ_k w[m, k] · power[t, k]` for a `[n_frames, n_bins]` power spectrogram.
@@ -53,16 +49,13 @@ mod tests {
         let fb = MelFilterbank::new(8000.0, 512, 40, 50.0, 3800.0, MelScale::Htk, MelNorm::None);
         let sparse = SparseMel::new(&fb);
         let (n_bins, n_frames) = (257, 3);
-        let power: Vec<f32> = (0..n_bins * n_frames)
-            .map(|i| ((i * 7919) % 101) as f32)
-            .collect();
+        let power: Vec<f32> = (0..n_bins * n_frames).map(|i| ((i * 7919) % 101) as f32).collect();
         let mut out = vec![0.0; 40 * n_frames];
         sparse.project(&power, n_bins, n_frames, &mut out);
         for m in 0..40 {
             for t in 0..n_frames {
-                let dense: f64 = (0..n_bins)
-                    .map(|k| fb.row(m)[k] * f64::from(power[t * n_bins + k]))
-                    .sum();
+                let dense: f64 =
+                    (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[t * n_bins + k])).sum();
                 assert!((f64::from(out[m * n_frames + t]) - dense).abs() <= 1e-5 * dense.max(1.0));
             }
         }

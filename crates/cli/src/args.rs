@@ -9,12 +9,7 @@ use melkit::{BackendKind, Compression, Config, OutputFormat};
 /// Segmented mel-spectrogram tensors [long_segment, short_segment, mel_bin, time_frame] from
 /// folders of audio, with librosa's numbers.
 #[derive(Debug, Parser)]
-#[command(
-    name = "melkit",
-    version,
-    propagate_version = true,
-    max_term_width = 110
-)]
+#[command(name = "melkit", version, propagate_version = true, max_term_width = 110)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -137,11 +132,7 @@ impl Args for ConfigFlags {
                 .help(format!("{} [default: {default}]", key.help))
                 .help_heading(key.group.heading())
                 .action(ArgAction::Set);
-            let arg = if key.name == "max_workers" {
-                arg.visible_alias("workers")
-            } else {
-                arg
-            };
+            let arg = if key.name == "max_workers" { arg.visible_alias("workers") } else { arg };
             if key.switch {
                 arg.num_args(0..=1)
                     .require_equals(true)

@@ -90,15 +90,8 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         Error::Config(_) => usage(e),
         other => Failure(EXIT_FATAL, other.into()),
     })?;
-    tracing::info!(
-        backend = pipeline.backend_name(),
-        workers = pipeline.workers(),
-        "starting"
-    );
-    let options = OutputOptions {
-        format: args.format,
-        compression: args.compression,
-    };
+    tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
+    let options = OutputOptions { format: args.format, compression: args.compression };
     let bar = progress::Bar::new(args.quiet);
     let result = pipeline.process_paths_with(&args.inputs, &args.output, &options, &bar);
     bar.finish();
@@ -120,9 +113,5 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         eprintln!("error: no audio files found in the inputs");
         return Ok(EXIT_FILES_FAILED);
     }
-    Ok(if report.success() {
-        EXIT_OK
-    } else {
-        EXIT_FILES_FAILED
-    })
+    Ok(if report.success() { EXIT_OK } else { EXIT_FILES_FAILED })
 }

@@ -20,10 +20,7 @@ fn golden_dir() -> PathBuf {
 }
 
 fn melkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_melkit"))
-        .args(args)
-        .output()
-        .expect("run melkit")
+    Command::new(env!("CARGO_BIN_EXE_melkit")).args(args).output().expect("run melkit")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -66,22 +63,13 @@ fn golden(name: &str) -> (Vec<f32>, Vec<usize>, String) {
 fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
     assert_eq!(got.len(), want.len(), "{name}: size");
     let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
-    let max_d = got.iter().zip(want).fold(0f64, |m, (&a, &b)| {
-        m.max((f64::from(a) - f64::from(b)).abs())
-    });
-    let d2: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-        .sum();
+    let max_d =
+        got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
+    let d2: f64 = got.iter().zip(want).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
     let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
     match tolerance {
         "exact" => assert!(max_d / max_b <= 1e-5, "{name}: max rel {}", max_d / max_b),
-        _ => assert!(
-            (d2 / b2).sqrt() <= 1e-3,
-            "{name}: rel L2 {}",
-            (d2 / b2).sqrt()
-        ),
+        _ => assert!((d2 / b2).sqrt() <= 1e-3, "{name}: rel L2 {}", (d2 / b2).sqrt()),
     }
 }
 
@@ -92,23 +80,14 @@ fn read_h5(path: &Path) -> (Vec<f32>, Vec<usize>, hdf5::Dataset) {
 }
 
 fn attr(ds: &hdf5::Dataset, name: &str) -> String {
-    ds.attr(name)
-        .unwrap()
-        .read_scalar::<VarLenUnicode>()
-        .unwrap()
-        .to_string()
+    ds.attr(name).unwrap().read_scalar::<VarLenUnicode>().unwrap().to_string()
 }
 
 fn golden_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(golden_dir())
         .unwrap()
         .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .into_string()
-                .ok()?
-                .strip_suffix(".json")
-                .map(String::from)
+            e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(String::from)
         })
         .collect();
     names.sort();
@@ -152,11 +131,7 @@ fn golden_cases_through_hdf5_and_npy_files() {
                     assert_eq!(attr(&ds, "melkit_version"), env!("CARGO_PKG_VERSION"));
                     let config: serde_json::Value =
                         serde_json::from_str(&attr(&ds, "config")).unwrap();
-                    let rate = ds
-                        .attr("sample_rate")
-                        .unwrap()
-                        .read_scalar::<u32>()
-                        .unwrap();
+                    let rate = ds.attr("sample_rate").unwrap().read_scalar::<u32>().unwrap();
                     assert_eq!(config["sample_rate"].as_u64(), Some(u64::from(rate)));
                     (data, shape)
                 }
@@ -171,12 +146,7 @@ fn golden_cases_through_hdf5_and_npy_files() {
                 }
             };
             assert_eq!(got_shape, shape, "{name} {format}");
-            assert_close(
-                &format!("{name} {backend} {format}"),
-                &got,
-                &want,
-                &tolerance,
-            );
+            assert_close(&format!("{name} {backend} {format}"), &got, &want, &tolerance);
         }
     }
 }
@@ -263,11 +233,8 @@ fn outputs_read_back_in_h5py_and_numpy() {
 fn a_toml_file_and_flags_combine_with_flags_winning() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("melkit.toml");
-    std::fs::write(
-        &toml,
-        "n_mels = 40\nfmin = 30.0\nsample_length = \"full\"\nscale = \"db\"\n",
-    )
-    .unwrap();
+    std::fs::write(&toml, "n_mels = 40\nfmin = 30.0\nsample_length = \"full\"\nscale = \"db\"\n")
+        .unwrap();
     let input = golden_dir().join("tiny_4096_pcm16_full.wav");
     let out = dir.path().join("out");
     let run = melkit(&[
@@ -290,10 +257,7 @@ fn a_toml_file_and_flags_combine_with_flags_winning() {
     assert_eq!(config["sample_length"], serde_json::Value::Null);
     assert_eq!(config["scale"], "db");
     assert_eq!(config["verbose"], true);
-    assert!(
-        data.iter().all(|v| (-100.0..60.0).contains(v)),
-        "dB values expected"
-    );
+    assert!(data.iter().all(|v| (-100.0..60.0).contains(v)), "dB values expected");
 }
 
 #[test]
@@ -304,10 +268,7 @@ fn invalid_configuration_is_a_usage_error_naming_the_key() {
     let out = dir.path().join("out");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["--n-fft", "0"],
-            "error: `n_fft` = 0 is invalid: must be an integer >= 2\n",
-        ),
+        (&["--n-fft", "0"], "error: `n_fft` = 0 is invalid: must be an integer >= 2\n"),
         (
             &["--fmax", "4000"],
             "error: `fmax` = 4000.0 is invalid: must be a number of Hz above fmin and at most sample_rate / 2 (2048), or \"none\" for sample_rate / 2\n",
@@ -339,44 +300,27 @@ fn invalid_configuration_is_a_usage_error_naming_the_key() {
             toml.display()
         )
     );
-    assert!(
-        !Path::new(out).exists(),
-        "nothing may be written on a usage error"
-    );
+    assert!(!Path::new(out).exists(), "nothing may be written on a usage error");
 }
 
-fn copy(from: &Path, to: &Path) {
+/// Copies the golden case `name`'s WAV to `to`.
+fn copy_golden(name: &str, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap();
+    std::fs::copy(golden_dir().join(format!("{name}.wav")), to).unwrap();
 }
 
 #[test]
 fn folders_are_mirrored_and_a_bad_file_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("corpus");
-    copy(
-        &golden_dir().join("tones_4096_pcm16.wav"),
-        &root.join("a/tones.wav"),
-    );
-    copy(
-        &golden_dir().join("chirp_4096_f32_short.wav"),
-        &root.join("a/b/c/chirp.wav"),
-    );
-    copy(
-        &golden_dir().join("bursts_16000_pcm16.wav"),
-        &root.join("bursts.wav"),
-    );
+    copy_golden("tones_4096_pcm16", &root.join("a/tones.wav"));
+    copy_golden("chirp_4096_f32_short", &root.join("a/b/c/chirp.wav"));
+    copy_golden("bursts_16000_pcm16", &root.join("bursts.wav"));
     std::fs::write(root.join("a/broken.wav"), "this is not audio").unwrap();
     std::fs::write(root.join("a/notes.txt"), "ignored").unwrap();
     let out = dir.path().join("out");
-    let run = melkit(&[
-        "run",
-        root.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--format",
-        "npy",
-    ]);
+    let run =
+        melkit(&["run", root.to_str().unwrap(), "-o", out.to_str().unwrap(), "--format", "npy"]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
     let stdout = text(&run.stdout);
     assert!(stdout.contains("4 files in"), "{stdout}");
@@ -422,23 +366,11 @@ fn tree(dir: &Path) -> Vec<String> {
 fn a_rerun_replaces_outputs_whole_and_a_failure_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("in");
-    copy(
-        &golden_dir().join("tones_4096_pcm16.wav"),
-        &root.join("a.wav"),
-    );
-    copy(
-        &golden_dir().join("stereo_4096_pcm24_long.wav"),
-        &root.join("sub/b.wav"),
-    );
+    copy_golden("tones_4096_pcm16", &root.join("a.wav"));
+    copy_golden("stereo_4096_pcm24_long", &root.join("sub/b.wav"));
     let out = dir.path().join("out");
-    let args = [
-        "run",
-        root.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--compression",
-        "deflate",
-    ];
+    let args =
+        ["run", root.to_str().unwrap(), "-o", out.to_str().unwrap(), "--compression", "deflate"];
     assert!(melkit(&args).status.success());
     let first_b = std::fs::read(out.join("sub/b.h5")).unwrap();
     // Second run: b.wav is now broken. Its old output must survive; a.h5 is rewritten whole.
@@ -446,21 +378,14 @@ fn a_rerun_replaces_outputs_whole_and_a_failure_loses_nothing() {
     let run = melkit(&args);
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(std::fs::read(out.join("sub/b.h5")).unwrap(), first_b);
-    assert_eq!(
-        tree(&out),
-        ["a.h5", "sub/b.h5"],
-        "temporary files left behind"
-    );
+    assert_eq!(tree(&out), ["a.h5", "sub/b.h5"], "temporary files left behind");
     let (a, _, _) = read_h5(&out.join("a.h5"));
     let (want, _, tolerance) = golden("tones_4096_pcm16");
     assert_close("a.h5", &a, &want, &tolerance);
     // An output path that cannot be written (a folder in the way) fails that file only.
     std::fs::remove_file(out.join("a.h5")).unwrap();
     std::fs::create_dir(out.join("a.h5")).unwrap();
-    copy(
-        &golden_dir().join("stereo_4096_pcm24_long.wav"),
-        &root.join("sub/b.wav"),
-    );
+    copy_golden("stereo_4096_pcm24_long", &root.join("sub/b.wav"));
     let run = melkit(&args);
     assert_eq!(run.status.code(), Some(1));
     let stdout = text(&run.stdout);
@@ -479,26 +404,12 @@ fn a_rerun_replaces_outputs_whole_and_a_failure_loses_nothing() {
 fn colliding_outputs_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
-    copy(
-        &golden_dir().join("tiny_4096_pcm16_full.wav"),
-        &one.join("x.wav"),
-    );
-    copy(
-        &golden_dir().join("tiny_4096_pcm16_full.wav"),
-        &two.join("x.wav"),
-    );
-    copy(
-        &golden_dir().join("tiny_4096_pcm16_full.wav"),
-        &two.join("y.wav"),
-    );
+    copy_golden("tiny_4096_pcm16_full", &one.join("x.wav"));
+    copy_golden("tiny_4096_pcm16_full", &two.join("x.wav"));
+    copy_golden("tiny_4096_pcm16_full", &two.join("y.wav"));
     let out = dir.path().join("out");
-    let run = melkit(&[
-        "run",
-        one.to_str().unwrap(),
-        two.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let run =
+        melkit(&["run", one.to_str().unwrap(), two.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(2));
     assert_eq!(
         text(&run.stderr),
@@ -517,13 +428,7 @@ fn missing_inputs_and_empty_folders_fail_with_their_paths() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.wav");
     let out = dir.path().join("out");
-    let run = melkit(&[
-        "run",
-        missing.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let run = melkit(&["run", missing.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"]);
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(
         text(&run.stderr),
@@ -531,18 +436,9 @@ fn missing_inputs_and_empty_folders_fail_with_their_paths() {
     );
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let run = melkit(&[
-        "run",
-        empty.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let run = melkit(&["run", empty.to_str().unwrap(), "-o", out.to_str().unwrap(), "--quiet"]);
     assert_eq!(run.status.code(), Some(1));
-    assert_eq!(
-        text(&run.stderr),
-        "error: no audio files found in the inputs\n"
-    );
+    assert_eq!(text(&run.stderr), "error: no audio files found in the inputs\n");
 }
 
 #[test]
@@ -565,10 +461,7 @@ fn the_report_and_info_describe_the_run() {
     assert!(run.status.success());
     let stdout = text(&run.stdout);
     assert!(stdout.starts_with("1 files in "), "{stdout}");
-    assert!(
-        stdout.contains("on backend cpu with 2 workers: 1 written, 0 failed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("on backend cpu with 2 workers: 1 written, 0 failed"), "{stdout}");
     assert!(stdout.contains("stage seconds: decode "), "{stdout}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

@@ -46,12 +46,8 @@ impl SignalBatch {
         let kept = len.min(signal.len());
         self.samples.extend_from_slice(&signal[..kept]);
         self.samples.resize(start + plan.padded_len(n_long), 0.0);
-        let item = BatchItem {
-            first_long: self.long_starts.len(),
-            n_long,
-        };
-        self.long_starts
-            .extend((0..n_long).map(|i| start + i * plan.long_hop));
+        let item = BatchItem { first_long: self.long_starts.len(), n_long };
+        self.long_starts.extend((0..n_long).map(|i| start + i * plan.long_hop));
         self.items.push(item);
         item
     }
@@ -175,10 +171,7 @@ pub fn check_output(
     if out.len() == expected {
         Ok(())
     } else {
-        Err(BackendError::OutputSize {
-            expected,
-            got: out.len(),
-        })
+        Err(BackendError::OutputSize { expected, got: out.len() })
     }
 }
 
@@ -193,20 +186,8 @@ mod tests {
         let mut batch = SignalBatch::new();
         let a = batch.push(&plan, &vec![1.0; 50_000]); // cut to 40960
         let b = batch.push(&plan, &[2.0; 100]); // padded to 40960
-        assert_eq!(
-            a,
-            BatchItem {
-                first_long: 0,
-                n_long: 40
-            }
-        );
-        assert_eq!(
-            b,
-            BatchItem {
-                first_long: 40,
-                n_long: 40
-            }
-        );
+        assert_eq!(a, BatchItem { first_long: 0, n_long: 40 });
+        assert_eq!(b, BatchItem { first_long: 40, n_long: 40 });
         assert_eq!(batch.samples().len(), 2 * 40960);
         assert_eq!(batch.long_starts()[41], 40960 + 1024);
         assert_eq!(batch.samples()[40959], 1.0);

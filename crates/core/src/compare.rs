@@ -13,11 +13,7 @@ pub struct ErrorReport {
 
 impl fmt::Display for ErrorReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "max rel {:.3e}, rel L2 {:.3e}",
-            self.max_rel, self.rel_l2
-        )
+        write!(f, "max rel {:.3e}, rel L2 {:.3e}", self.max_rel, self.rel_l2)
     }
 }
 
@@ -29,20 +25,13 @@ pub fn compare(a: &[f32], b: &[f32]) -> ErrorReport {
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (f64::from(x), f64::from(y));
         let d = (x - y).abs();
-        max_diff = if d.is_nan() {
-            f64::INFINITY
-        } else {
-            max_diff.max(d)
-        };
+        max_diff = if d.is_nan() { f64::INFINITY } else { max_diff.max(d) };
         max_b = max_b.max(y.abs());
         diff2 += d * d;
         b2 += y * y;
     }
     let ratio = |num: f64, den: f64| if num == 0.0 { 0.0 } else { num / den };
-    ErrorReport {
-        max_rel: ratio(max_diff, max_b),
-        rel_l2: ratio(diff2.sqrt(), b2.sqrt()),
-    }
+    ErrorReport { max_rel: ratio(max_diff, max_b), rel_l2: ratio(diff2.sqrt(), b2.sqrt()) }
 }
 
 /// A tolerance class of SPEC §2.
@@ -122,27 +111,12 @@ mod tests {
 
     #[test]
     fn bounds_follow_the_table() {
-        let exact = Tolerance {
-            class: ToleranceClass::Exact,
-            precision: Precision::Cpu,
-        };
-        let gpu = Tolerance {
-            precision: Precision::Gpu,
-            ..exact
-        };
-        let report = ErrorReport {
-            max_rel: 5e-5,
-            rel_l2: 1e-6,
-        };
+        let exact = Tolerance { class: ToleranceClass::Exact, precision: Precision::Cpu };
+        let gpu = Tolerance { precision: Precision::Gpu, ..exact };
+        let report = ErrorReport { max_rel: 5e-5, rel_l2: 1e-6 };
         assert!(!exact.passes(&report));
         assert!(gpu.passes(&report));
-        let resampled = Tolerance {
-            class: ToleranceClass::Resampled,
-            precision: Precision::Cpu,
-        };
-        assert!(resampled.passes(&ErrorReport {
-            max_rel: 1.0,
-            rel_l2: 9e-4
-        }));
+        let resampled = Tolerance { class: ToleranceClass::Resampled, precision: Precision::Cpu };
+        assert!(resampled.passes(&ErrorReport { max_rel: 1.0, rel_l2: 9e-4 }));
     }
 }

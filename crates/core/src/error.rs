@@ -42,11 +42,7 @@ impl ConfigError {
 
     /// A bad value for a key.
     pub fn invalid(key: &'static str, value: String, allowed: String) -> Self {
-        ConfigError::Invalid {
-            key,
-            value,
-            allowed,
-        }
+        ConfigError::Invalid { key, value, allowed }
     }
 
     /// The key this error is about, if it is about one.

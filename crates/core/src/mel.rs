@@ -71,13 +71,7 @@ impl MelFilterbank {
         let points = n_mels + 2;
         let step = (hi - lo) / (points - 1) as f64;
         let mel_f: Vec<f64> = (0..points)
-            .map(|i| {
-                if i == points - 1 {
-                    hi
-                } else {
-                    lo + i as f64 * step
-                }
-            })
+            .map(|i| if i == points - 1 { hi } else { lo + i as f64 * step })
             .map(|m| mel_to_hz(m, scale))
             .collect();
         let mut weights = vec![0.0; n_mels * n_bins];
@@ -101,12 +95,7 @@ impl MelFilterbank {
                 (first, end)
             })
             .collect();
-        MelFilterbank {
-            n_mels,
-            n_bins,
-            weights,
-            spans,
-        }
+        MelFilterbank { n_mels, n_bins, weights, spans }
     }
 
     /// Mel bins (rows).
@@ -156,15 +145,8 @@ mod tests {
     #[test]
     fn slaney_filters_have_unit_area_per_hz() {
         // With slaney norm each triangle integrates (in Hz) to 1: peak 2/width × width/2.
-        let fb = MelFilterbank::new(
-            16000.0,
-            2048,
-            40,
-            0.0,
-            8000.0,
-            MelScale::Slaney,
-            MelNorm::Slaney,
-        );
+        let fb =
+            MelFilterbank::new(16000.0, 2048, 40, 0.0, 8000.0, MelScale::Slaney, MelNorm::Slaney);
         let bin_hz = 16000.0 / 2048.0;
         for m in 2..40 {
             let area: f64 = fb.row(m).iter().sum::<f64>() * bin_hz;
@@ -174,15 +156,8 @@ mod tests {
 
     #[test]
     fn spans_cover_every_nonzero_weight() {
-        let fb = MelFilterbank::new(
-            4096.0,
-            256,
-            64,
-            0.0,
-            2048.0,
-            MelScale::Slaney,
-            MelNorm::Slaney,
-        );
+        let fb =
+            MelFilterbank::new(4096.0, 256, 64, 0.0, 2048.0, MelScale::Slaney, MelNorm::Slaney);
         for m in 0..64 {
             let (a, b) = fb.span(m);
             for (k, &w) in fb.row(m).iter().enumerate() {

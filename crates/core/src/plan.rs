@@ -48,11 +48,7 @@ impl SegmentPlan {
         let short_hop = config.short_hop();
         let n_fft = config.n_fft;
         let hop = config.hop_length;
-        let padded = if config.center {
-            short_len + 2 * (n_fft / 2)
-        } else {
-            short_len
-        };
+        let padded = if config.center { short_len + 2 * (n_fft / 2) } else { short_len };
         Ok(SegmentPlan {
             sample_rate: config.sample_rate,
             fixed_len: config.sample_length.map(|s| config.seconds_to_samples(s)),
@@ -137,10 +133,7 @@ mod tests {
         let plan = SegmentPlan::new(&Config::default()).unwrap();
         assert_eq!(plan.fixed_len, Some(40960));
         assert_eq!((plan.long_len, plan.long_hop), (1024, 1024));
-        assert_eq!(
-            (plan.short_len, plan.short_hop, plan.n_short),
-            (512, 512, 2)
-        );
+        assert_eq!((plan.short_len, plan.short_hop, plan.n_short), (512, 512, 2));
         assert_eq!((plan.n_frames, plan.n_bins), (17, 129));
         assert_eq!(plan.n_long(40960), 40);
         assert_eq!(plan.shape(40), [40, 2, 64, 17]);
@@ -172,10 +165,7 @@ mod tests {
             c.set(k, v).unwrap();
         }
         let plan = SegmentPlan::new(&c).unwrap();
-        assert_eq!(
-            (plan.long_len, plan.long_hop, plan.n_short, plan.n_frames),
-            (4000, 2000, 6, 9)
-        );
+        assert_eq!((plan.long_len, plan.long_hop, plan.n_short, plan.n_frames), (4000, 2000, 6, 9));
         // 3 s at 8 kHz: ceil((24000 - 4000) / 2000) + 1 = 11, as the golden case says.
         assert_eq!(plan.n_long(24000), 11);
         c.set("center", "false").unwrap();

@@ -34,12 +34,8 @@ impl ReferenceBackend {
         let n = plan.n_fft;
         Ok(ReferenceBackend {
             window: window(config.window, config.window_length(), n),
-            cos: (0..n)
-                .map(|j| (2.0 * PI * j as f64 / n as f64).cos())
-                .collect(),
-            sin: (0..n)
-                .map(|j| (2.0 * PI * j as f64 / n as f64).sin())
-                .collect(),
+            cos: (0..n).map(|j| (2.0 * PI * j as f64 / n as f64).cos()).collect(),
+            sin: (0..n).map(|j| (2.0 * PI * j as f64 / n as f64).sin()).collect(),
             mel: MelFilterbank::from_config(config),
             power: config.power,
             scale: ElementScale::from_config(config),
@@ -77,13 +73,7 @@ impl ReferenceBackend {
         for t in 0..p.n_frames {
             let spectrum = self.frame_spectrum(short, t);
             for m in 0..p.n_mels {
-                let value: f64 = self
-                    .mel
-                    .row(m)
-                    .iter()
-                    .zip(&spectrum)
-                    .map(|(w, s)| w * s)
-                    .sum();
+                let value: f64 = self.mel.row(m).iter().zip(&spectrum).map(|(w, s)| w * s).sum();
                 out[m * p.n_frames + t] = self.scale.apply(value);
             }
         }
@@ -119,10 +109,8 @@ impl Backend for ReferenceBackend {
             .iter()
             .flat_map(|&start| (0..n_short).map(move |s| start + s * short_hop));
         for (first, dest) in shorts.zip(out.chunks_exact_mut(p.short_output_len())) {
-            let short: Vec<f64> = batch.samples()[first..first + short_len]
-                .iter()
-                .map(|&x| f64::from(x))
-                .collect();
+            let short: Vec<f64> =
+                batch.samples()[first..first + short_len].iter().map(|&x| f64::from(x)).collect();
             for (d, v) in dest.iter_mut().zip(self.short_segment(&short)) {
                 *d = v as f32;
             }

@@ -27,9 +27,7 @@ impl ElementScale {
             RefLevel::Max => 1.0,
         };
         let offset = factor * reference.max(floor).log10();
-        ElementScale {
-            db: Some((factor, floor, offset)),
-        }
+        ElementScale { db: Some((factor, floor, offset)) }
     }
 
     /// Whether this scaling leaves values as they are.
@@ -131,11 +129,8 @@ mod tests {
 
     #[test]
     fn file_scale_max_and_top_db() {
-        let f = FileScale::from_config(&config(&[
-            ("scale", "db"),
-            ("ref", "max"),
-            ("top_db", "30"),
-        ]));
+        let f =
+            FileScale::from_config(&config(&[("scale", "db"), ("ref", "max"), ("top_db", "30")]));
         let mut v = [10.0f32, -5.0, -40.0];
         f.apply(&mut v);
         assert_eq!(v, [0.0, -15.0, -30.0]);

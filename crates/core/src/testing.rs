@@ -41,45 +41,17 @@ pub const CASES: &[(&str, &[(&str, &str)])] = &[
     ),
     ("n_fft_400", &[("n_fft", "400"), ("hop_length", "100")]),
     ("odd_n_fft", &[("n_fft", "255"), ("hop_length", "31")]),
-    (
-        "short_window",
-        &[("win_length", "200"), ("window", "hamming")],
-    ),
+    ("short_window", &[("win_length", "200"), ("window", "hamming")]),
     ("blackman_window", &[("window", "blackman")]),
     ("uncentred", &[("center", "false")]),
     ("reflect_padding", &[("pad_mode", "reflect")]),
-    (
-        "magnitude_db_ref_max",
-        &[
-            ("power", "1"),
-            ("scale", "db"),
-            ("ref", "max"),
-            ("top_db", "60"),
-        ],
-    ),
-    (
-        "power_db",
-        &[("scale", "db"), ("ref", "0.01"), ("amin", "1e-8")],
-    ),
+    ("magnitude_db_ref_max", &[("power", "1"), ("scale", "db"), ("ref", "max"), ("top_db", "60")]),
+    ("power_db", &[("scale", "db"), ("ref", "0.01"), ("amin", "1e-8")]),
     ("fractional_power", &[("power", "1.5")]),
-    (
-        "htk_band",
-        &[
-            ("mel_scale", "htk"),
-            ("fmin", "100"),
-            ("fmax", "1800"),
-            ("n_mels", "40"),
-        ],
-    ),
-    (
-        "overlapping_segments",
-        &[("long_segment_hop", "0.125"), ("short_segment_hop", "256")],
-    ),
+    ("htk_band", &[("mel_scale", "htk"), ("fmin", "100"), ("fmax", "1800"), ("n_mels", "40")]),
+    ("overlapping_segments", &[("long_segment_hop", "0.125"), ("short_segment_hop", "256")]),
     ("full_length", &[("sample_length", "full")]),
-    (
-        "small_fft",
-        &[("n_fft", "64"), ("hop_length", "16"), ("n_mels", "16")],
-    ),
+    ("small_fft", &[("n_fft", "64"), ("hop_length", "16"), ("n_mels", "16")]),
 ];
 
 /// Deterministic test signals of the given lengths: tones, a chirp and noise.
@@ -92,9 +64,7 @@ pub fn signals(sample_rate: u32, lengths: &[usize]) -> Vec<Vec<f32>> {
             let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
             (0..len)
                 .map(|i| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                     let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
                     let t = i as f64 / sr;
                     let tone =
@@ -109,19 +79,13 @@ pub fn signals(sample_rate: u32, lengths: &[usize]) -> Vec<Vec<f32>> {
 }
 
 fn config(name: &str) -> Config {
-    let (_, pairs) = CASES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap_or_else(|| panic!("no case {name}"));
+    let (_, pairs) =
+        CASES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no case {name}"));
     let mut config = Config::default();
     for (k, v) in *pairs {
-        config
-            .set(k, v)
-            .unwrap_or_else(|e| panic!("case {name}: {e}"));
+        config.set(k, v).unwrap_or_else(|e| panic!("case {name}: {e}"));
     }
-    config
-        .validate()
-        .unwrap_or_else(|e| panic!("case {name}: {e}"));
+    config.validate().unwrap_or_else(|e| panic!("case {name}: {e}"));
     config
 }
 
@@ -131,9 +95,7 @@ fn run(backend: &mut dyn Backend, signals: &[&[f32]]) -> Vec<Vec<f32>> {
         batch.push(backend.plan(), s);
     }
     let mut out = vec![f32::NAN; batch.output_len(backend.plan())];
-    backend
-        .compute(&batch, &mut out)
-        .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+    backend.compute(&batch, &mut out).unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
     batch
         .items()
         .iter()
@@ -173,10 +135,7 @@ pub fn run_case(name: &str, factory: Factory, precision: Precision) {
     let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let expected = run(&mut reference, &inputs);
     let together = run(backend.as_mut(), &inputs);
-    let tolerance = Tolerance {
-        class: ToleranceClass::Exact,
-        precision,
-    };
+    let tolerance = Tolerance { class: ToleranceClass::Exact, precision };
     for (i, (got, want)) in together.iter().zip(&expected).enumerate() {
         let report = compare(got, want);
         assert!(

@@ -33,16 +33,7 @@ mod tests {
     #[test]
     fn periodic_hann() {
         let w = window(WindowKind::Hann, 8, 8);
-        let expected = [
-            0.0,
-            0.146_446_6,
-            0.5,
-            0.853_553_4,
-            1.0,
-            0.853_553_4,
-            0.5,
-            0.146_446_6,
-        ];
+        let expected = [0.0, 0.146_446_6, 0.5, 0.853_553_4, 1.0, 0.853_553_4, 0.5, 0.146_446_6];
         for (a, b) in w.iter().zip(expected) {
             assert!((a - b).abs() < 1e-7, "{w:?}");
         }

@@ -80,9 +80,7 @@ fn decode_wav(file: File, size: u64) -> Result<Audio, DecodeError> {
         return Err(DecodeError::Invalid("the header gives 0 channels".into()));
     }
     if spec.sample_rate == 0 {
-        return Err(DecodeError::Invalid(
-            "the header gives a sample rate of 0 Hz".into(),
-        ));
+        return Err(DecodeError::Invalid("the header gives a sample rate of 0 Hz".into()));
     }
     let channels = usize::from(spec.channels);
     // Reserve no more than the file can hold, whatever the header claims.
@@ -94,24 +92,15 @@ fn decode_wav(file: File, size: u64) -> Result<Audio, DecodeError> {
         (SampleFormat::Int, 17..=24) => {
             mix(reader.into_samples::<i32>(), channels, 8_388_608.0, frames)
         }
-        (SampleFormat::Int, 25..=32) => mix(
-            reader.into_samples::<i32>(),
-            channels,
-            2_147_483_648.0,
-            frames,
-        ),
+        (SampleFormat::Int, 25..=32) => {
+            mix(reader.into_samples::<i32>(), channels, 2_147_483_648.0, frames)
+        }
         (SampleFormat::Float, 32) => mix(reader.into_samples::<f32>(), channels, 1.0, frames),
         (format, bits) => {
-            return Err(DecodeError::Unsupported(format!(
-                "{bits}-bit {format:?} WAV samples"
-            )));
+            return Err(DecodeError::Unsupported(format!("{bits}-bit {format:?} WAV samples")));
         }
     }?;
-    Ok(Audio {
-        samples,
-        sample_rate: spec.sample_rate,
-        channels: spec.channels,
-    })
+    Ok(Audio { samples, sample_rate: spec.sample_rate, channels: spec.channels })
 }
 
 /// Averages interleaved samples over `channels`, dividing by `full_scale`.
@@ -167,12 +156,7 @@ fn decode_symphonia(file: File, path: &Path) -> Result<Audio, DecodeError> {
         hint.with_extension(ext);
     }
     let probed = symphonia::default::get_probe()
-        .format(
-            &hint,
-            stream,
-            &FormatOptions::default(),
-            &MetadataOptions::default(),
-        )
+        .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
         .map_err(|e| match e {
             SymphoniaError::Unsupported(_) => {
                 DecodeError::Format("the content is not in an audio format melkit reads".into())
@@ -227,11 +211,7 @@ fn decode_symphonia(file: File, path: &Path) -> Result<Audio, DecodeError> {
     }
     let channels = u16::try_from(channels)
         .map_err(|_| DecodeError::Invalid(format!("{channels} channels")))?;
-    Ok(Audio {
-        samples,
-        sample_rate,
-        channels,
-    })
+    Ok(Audio { samples, sample_rate, channels })
 }
 
 fn symphonia_error(e: SymphoniaError) -> DecodeError {

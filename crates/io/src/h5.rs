@@ -8,7 +8,7 @@ use hdf5::types::VarLenUnicode;
 use ndarray::ArrayView4;
 
 use crate::error::WriteError;
-use crate::output::{AXES, Compression, Dtype, TensorMeta};
+use crate::output::{AXES, Compression, Dtype, OutputTensor};
 
 /// Bytes a chunk aims for: large enough to compress well, small enough for HDF5's chunk cache.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -28,20 +28,12 @@ pub fn chunk_shape(shape: [usize; 4], element_bytes: usize) -> [usize; 4] {
 ///
 /// # Errors
 /// The HDF5 library fails to create or write the file.
-pub fn write_h5(
-    path: &Path,
-    data: &[f32],
-    shape: [usize; 4],
-    meta: &TensorMeta<'_>,
-    compression: Compression,
-    dtype: Dtype,
-) -> Result<(), WriteError> {
+pub fn write_h5(path: &Path, tensor: &OutputTensor<'_>) -> Result<(), WriteError> {
+    let OutputTensor { data, shape, meta, compression, dtype } = *tensor;
     let file = hdf5::File::create(path).map_err(h5_error)?;
     let view = ArrayView4::from_shape(shape, data).map_err(|e| WriteError::Hdf5(e.to_string()))?;
     let element_bytes = if dtype == Dtype::F16 { 2 } else { 4 };
-    let mut builder = file
-        .new_dataset_builder()
-        .chunk(chunk_shape(shape, element_bytes));
+    let mut builder = file.new_dataset_builder().chunk(chunk_shape(shape, element_bytes));
     if let Compression::Deflate(level) = compression {
         builder = builder.shuffle().deflate(level);
     }
@@ -56,9 +48,8 @@ pub fn write_h5(
         ("source", meta.source),
         ("melkit_version", meta.melkit_version),
     ] {
-        let value: VarLenUnicode = value
-            .parse()
-            .map_err(|e| WriteError::Hdf5(format!("attribute {name}: {e}")))?;
+        let value: VarLenUnicode =
+            value.parse().map_err(|e| WriteError::Hdf5(format!("attribute {name}: {e}")))?;
         dataset
             .new_attr::<VarLenUnicode>()
             .create(name)
@@ -82,11 +73,9 @@ mod tests {
     fn round_trip_with_attributes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.h5");
-        let data: Vec<f32> = (0..40 * 2 * 64 * 17)
-            .map(|i| (i % 977) as f32 * 0.5)
-            .collect();
+        let data: Vec<f32> = (0..40 * 2 * 64 * 17).map(|i| (i % 977) as f32 * 0.5).collect();
         let shape = [40, 2, 64, 17];
-        let meta = TensorMeta {
+        let meta = crate::output::TensorMeta {
             source: "in/a.wav",
             config_json: "{}",
             sample_rate: 4096,
@@ -97,7 +86,8 @@ mod tests {
             (Compression::Deflate(4), Dtype::F32),
             (Compression::Deflate(1), Dtype::F16),
         ] {
-            write_h5(&path, &data, shape, &meta, compression, dtype).unwrap();
+            write_h5(&path, &OutputTensor { data: &data, shape, meta, compression, dtype })
+                .unwrap();
             let file = hdf5::File::open(&path).unwrap();
             let mel = file.dataset("mel").unwrap();
             assert_eq!(mel.shape(), shape);
@@ -107,31 +97,15 @@ mod tests {
             );
             let back: Vec<f32> = match dtype {
                 Dtype::F32 => mel.read_raw::<f32>().unwrap(),
-                Dtype::F16 => mel
-                    .read_raw::<f16>()
-                    .unwrap()
-                    .into_iter()
-                    .map(f16::to_f32)
-                    .collect(),
+                Dtype::F16 => mel.read_raw::<f16>().unwrap().into_iter().map(f16::to_f32).collect(),
             };
             assert_eq!(back, data, "{compression} {dtype:?}");
-            let text = |n: &str| {
-                mel.attr(n)
-                    .unwrap()
-                    .read_scalar::<VarLenUnicode>()
-                    .unwrap()
-                    .to_string()
-            };
+            let text =
+                |n: &str| mel.attr(n).unwrap().read_scalar::<VarLenUnicode>().unwrap().to_string();
             assert_eq!(text("axes"), AXES);
             assert_eq!(text("source"), "in/a.wav");
             assert_eq!(text("melkit_version"), "9.9");
-            assert_eq!(
-                mel.attr("sample_rate")
-                    .unwrap()
-                    .read_scalar::<u32>()
-                    .unwrap(),
-                4096
-            );
+            assert_eq!(mel.attr("sample_rate").unwrap().read_scalar::<u32>().unwrap(), 4096);
         }
     }
 }

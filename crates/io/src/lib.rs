@@ -12,5 +12,5 @@ pub mod resample;
 
 pub use decode::{Audio, decode_file};
 pub use error::{DecodeError, WriteError};
-pub use output::{Compression, Dtype, OutputFormat, TensorMeta, write_tensor};
+pub use output::{Compression, Dtype, OutputFormat, OutputTensor, TensorMeta, write_tensor};
 pub use resample::resample;

@@ -12,7 +12,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use crate::error::WriteError;
-use crate::output::{Compression, Dtype, TensorMeta};
+use crate::output::{Compression, Dtype, OutputTensor};
 
 /// A half-precision value as NPY stores it (`<f2`).
 #[derive(Clone, Copy, Debug)]
@@ -40,19 +40,11 @@ fn npy_error(e: impl std::fmt::Display) -> WriteError {
 }
 
 /// Writes the tensor as NPY to any writer.
-fn encode<W: Write>(
-    writer: W,
-    data: &[f32],
-    shape: [usize; 4],
-    dtype: Dtype,
-) -> Result<(), WriteError> {
-    let view = ArrayView4::from_shape(shape, data).map_err(npy_error)?;
-    match dtype {
+fn encode<W: Write>(writer: W, tensor: &OutputTensor<'_>) -> Result<(), WriteError> {
+    let view = ArrayView4::from_shape(tensor.shape, tensor.data).map_err(npy_error)?;
+    match tensor.dtype {
         Dtype::F32 => view.write_npy(writer).map_err(npy_error),
-        Dtype::F16 => view
-            .mapv(|x| Half(f16::from_f32(x)))
-            .write_npy(writer)
-            .map_err(npy_error),
+        Dtype::F16 => view.mapv(|x| Half(f16::from_f32(x))).write_npy(writer).map_err(npy_error),
     }
 }
 
@@ -60,14 +52,9 @@ fn encode<W: Write>(
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write_npy(
-    path: &Path,
-    data: &[f32],
-    shape: [usize; 4],
-    dtype: Dtype,
-) -> Result<(), WriteError> {
+pub fn write_npy(path: &Path, tensor: &OutputTensor<'_>) -> Result<(), WriteError> {
     let mut writer = BufWriter::new(File::create(path)?);
-    encode(&mut writer, data, shape, dtype)?;
+    encode(&mut writer, tensor)?;
     writer.flush()?;
     Ok(())
 }
@@ -76,15 +63,8 @@ pub fn write_npy(
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write_npz(
-    path: &Path,
-    data: &[f32],
-    shape: [usize; 4],
-    meta: &TensorMeta<'_>,
-    compression: Compression,
-    dtype: Dtype,
-) -> Result<(), WriteError> {
-    let options = match compression {
+pub fn write_npz(path: &Path, tensor: &OutputTensor<'_>) -> Result<(), WriteError> {
+    let options = match tensor.compression {
         Compression::None => {
             SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
         }
@@ -92,12 +72,12 @@ pub fn write_npz(
             .compression_method(CompressionMethod::Deflated)
             .compression_level(Some(i64::from(level))),
     }
-    .large_file(data.len() * 4 > u32::MAX as usize / 2);
+    .large_file(tensor.data.len() * 4 > u32::MAX as usize / 2);
     let mut zip = ZipWriter::new(BufWriter::new(File::create(path)?));
     zip.start_file("mel.npy", options).map_err(npy_error)?;
-    encode(&mut zip, data, shape, dtype)?;
+    encode(&mut zip, tensor)?;
     zip.start_file("config.npy", options).map_err(npy_error)?;
-    zip.write_all(&unicode_scalar_npy(meta.config_json))?;
+    zip.write_all(&unicode_scalar_npy(tensor.meta.config_json))?;
     zip.finish().map_err(npy_error)?.flush()?;
     Ok(())
 }
@@ -131,6 +111,7 @@ mod tests {
     use ndarray_npy::ReadNpyExt;
 
     use super::*;
+    use crate::output::TensorMeta;
 
     const META: TensorMeta<'static> = TensorMeta {
         source: "a.wav",
@@ -139,11 +120,17 @@ mod tests {
         melkit_version: "0",
     };
 
+    fn tensor_of(
+        data: &[f32],
+        shape: [usize; 4],
+        compression: Compression,
+        dtype: Dtype,
+    ) -> OutputTensor<'_> {
+        OutputTensor { data, shape, meta: META, compression, dtype }
+    }
+
     fn tensor() -> (Vec<f32>, [usize; 4]) {
-        (
-            (0..2 * 3 * 2 * 5).map(|i| i as f32 * 0.25 - 3.0).collect(),
-            [2, 3, 2, 5],
-        )
+        ((0..2 * 3 * 2 * 5).map(|i| i as f32 * 0.25 - 3.0).collect(), [2, 3, 2, 5])
     }
 
     #[test]
@@ -151,7 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
         let (data, shape) = tensor();
-        write_npy(&path, &data, shape, Dtype::F32).unwrap();
+        write_npy(&path, &tensor_of(&data, shape, Compression::None, Dtype::F32)).unwrap();
         let back = Array4::<f32>::read_npy(File::open(&path).unwrap()).unwrap();
         assert_eq!(back.shape(), &shape);
         assert_eq!(back.as_slice().unwrap(), &data[..]);
@@ -162,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
         let (data, shape) = tensor();
-        write_npy(&path, &data, shape, Dtype::F16).unwrap();
+        write_npy(&path, &tensor_of(&data, shape, Compression::None, Dtype::F16)).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
@@ -177,28 +164,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npz");
         let (data, shape) = tensor();
-        write_npz(
-            &path,
-            &data,
-            shape,
-            &META,
-            Compression::Deflate(4),
-            Dtype::F32,
-        )
-        .unwrap();
+        write_npz(&path, &tensor_of(&data, shape, Compression::Deflate(4), Dtype::F32)).unwrap();
         let mut zip = zip::ZipArchive::new(File::open(&path).unwrap()).unwrap();
         let mel = Array4::<f32>::read_npy(zip.by_name("mel.npy").unwrap()).unwrap();
         assert_eq!(mel.as_slice().unwrap(), &data[..]);
         let mut config = Vec::new();
-        zip.by_name("config.npy")
-            .unwrap()
-            .read_to_end(&mut config)
-            .unwrap();
+        zip.by_name("config.npy").unwrap().read_to_end(&mut config).unwrap();
         assert_eq!(config, unicode_scalar_npy(META.config_json));
-        assert!(
-            ArrayD::<f32>::read_npy(&config[..]).is_err(),
-            "config is text, not numbers"
-        );
+        assert!(ArrayD::<f32>::read_npy(&config[..]).is_err(), "config is text, not numbers");
     }
 
     #[test]
@@ -207,9 +180,6 @@ mod tests {
         let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(npy.len(), 10 + header_len + 4 * 5);
-        assert_eq!(
-            &npy[10 + header_len + 4..10 + header_len + 8],
-            &[0xE9, 0, 0, 0]
-        );
+        assert_eq!(&npy[10 + header_len + 4..10 + header_len + 8], &[0xE9, 0, 0, 0]);
     }
 }

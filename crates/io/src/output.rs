@@ -74,17 +74,14 @@ impl Compression {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.to_ascii_lowercase();
         let (name, level) = match s.split_once(':') {
-            Some((n, l)) => (
-                n,
-                Some(l.parse::<u8>().ok().filter(|l| (1..=9).contains(l))?),
-            ),
+            Some((n, l)) => (n, Some(l.parse::<u8>().ok().filter(|l| (1..=9).contains(l))?)),
             None => (s.as_str(), None),
         };
         match name {
             "none" if level.is_none() => Some(Compression::None),
-            "deflate" | "gzip" => Some(Compression::Deflate(
-                level.unwrap_or(Self::DEFAULT_DEFLATE_LEVEL),
-            )),
+            "deflate" | "gzip" => {
+                Some(Compression::Deflate(level.unwrap_or(Self::DEFAULT_DEFLATE_LEVEL)))
+            }
             _ => None,
         }
     }
@@ -123,6 +120,21 @@ pub struct TensorMeta<'a> {
     pub melkit_version: &'a str,
 }
 
+/// A tensor to write (`data` in C order with `shape`), what it records, and how it is stored.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputTensor<'a> {
+    /// The values, in C order.
+    pub data: &'a [f32],
+    /// `[long_segment, short_segment, mel_bin, time_frame]`.
+    pub shape: [usize; 4],
+    /// What the output records besides the tensor.
+    pub meta: TensorMeta<'a>,
+    /// The compression (HDF5 and NPZ).
+    pub compression: Compression,
+    /// The element type on disk.
+    pub dtype: Dtype,
+}
+
 /// Checks that `compression` and `format` go together and that the format is compiled in.
 ///
 /// # Errors
@@ -141,33 +153,30 @@ pub fn check_options(format: OutputFormat, compression: Compression) -> Result<(
     Ok(())
 }
 
-/// Writes one tensor (`data` in C order with `shape`) to `path`, atomically.
+/// Writes one tensor to `path`, atomically.
 ///
 /// # Errors
 /// Options that do not fit the format, or a failure to write.
 pub fn write_tensor(
     path: &Path,
     format: OutputFormat,
-    data: &[f32],
-    shape: [usize; 4],
-    meta: &TensorMeta<'_>,
-    compression: Compression,
-    dtype: Dtype,
+    tensor: &OutputTensor<'_>,
 ) -> Result<(), WriteError> {
-    check_options(format, compression)?;
-    if shape.iter().product::<usize>() != data.len() {
+    check_options(format, tensor.compression)?;
+    if tensor.shape.iter().product::<usize>() != tensor.data.len() {
         return Err(WriteError::Unsupported(format!(
-            "shape {shape:?} does not hold {} values",
-            data.len()
+            "shape {:?} does not hold {} values",
+            tensor.shape,
+            tensor.data.len()
         )));
     }
     write_atomic(path, |temp| match format {
         #[cfg(feature = "hdf5")]
-        OutputFormat::H5 => crate::h5::write_h5(temp, data, shape, meta, compression, dtype),
+        OutputFormat::H5 => crate::h5::write_h5(temp, tensor),
         #[cfg(not(feature = "hdf5"))]
         OutputFormat::H5 => unreachable!("checked by check_options"),
-        OutputFormat::Npy => crate::npy::write_npy(temp, data, shape, dtype),
-        OutputFormat::Npz => crate::npy::write_npz(temp, data, shape, meta, compression, dtype),
+        OutputFormat::Npy => crate::npy::write_npy(temp, tensor),
+        OutputFormat::Npz => crate::npy::write_npz(temp, tensor),
     })
 }
 

@@ -57,29 +57,17 @@ impl Converter {
         )
         .map_err(|e| e.to_string())?;
         let before = to > from;
-        let mut converter = Converter {
-            fft,
-            taps: vec![1.0],
-            half: 0,
-            before,
-        };
+        let mut converter = Converter { fft, taps: vec![1.0], half: 0, before };
         // rubato's advance in output samples, as a delay at the rate the filter runs at.
         let advance = converter.measure_advance(from, to)?;
-        let advance = if before {
-            advance * f64::from(from) / f64::from(to)
-        } else {
-            advance
-        };
+        let advance = if before { advance * f64::from(from) / f64::from(to) } else { advance };
         (converter.taps, converter.half) = soxr_like_taps(from.min(to), advance);
         Ok(converter)
     }
 
     fn rubato(&mut self, input: &[f64]) -> Result<Vec<f64>, String> {
         let adapter = InterleavedSlice::new(input, 1, input.len()).map_err(|e| e.to_string())?;
-        let out = self
-            .fft
-            .process_all(&adapter, input.len(), None)
-            .map_err(|e| e.to_string())?;
+        let out = self.fft.process_all(&adapter, input.len(), None).map_err(|e| e.to_string())?;
         Ok(out.take_data())
     }
 
@@ -102,9 +90,7 @@ impl Converter {
         (0..len)
             .map(|i| {
                 let (lo, hi) = ((i - (len - 1)).max(-half), i.min(half));
-                (lo..=hi)
-                    .map(|k| self.taps[(k + half) as usize] * x[(i - k) as usize])
-                    .sum()
+                (lo..=hi).map(|k| self.taps[(k + half) as usize] * x[(i - k) as usize]).sum()
             })
             .collect()
     }
@@ -114,17 +100,11 @@ impl Converter {
     fn measure_advance(&mut self, from: u32, to: u32) -> Result<f64, String> {
         let hz = 0.05 * f64::from(from.min(to));
         let n = 4 * self.fft.input_frames_max().max(from as usize);
-        let input: Vec<f64> = (0..n)
-            .map(|i| (2.0 * PI * hz * i as f64 / f64::from(from)).sin())
-            .collect();
+        let input: Vec<f64> =
+            (0..n).map(|i| (2.0 * PI * hz * i as f64 / f64::from(from)).sin()).collect();
         let out = self.rubato(&input)?;
         let (mut ys, mut yc, mut ss, mut cc, mut sc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (i, &y) in out
-            .iter()
-            .enumerate()
-            .take(3 * out.len() / 4)
-            .skip(out.len() / 4)
-        {
+        for (i, &y) in out.iter().enumerate().take(3 * out.len() / 4).skip(out.len() / 4) {
             let (s, c) = (2.0 * PI * hz * i as f64 / f64::from(to)).sin_cos();
             (ys, yc, ss, cc, sc) = (ys + y * s, yc + y * c, ss + s * s, cc + c * c, sc + s * c);
         }
@@ -168,11 +148,8 @@ fn soxr_like_taps(rate: u32, delay: f64) -> (Vec<f64>, usize) {
             if r.abs() >= 1.0 {
                 return 0.0;
             }
-            let sinc = if t == 0.0 {
-                2.0 * cutoff
-            } else {
-                (2.0 * PI * cutoff * t).sin() / (PI * t)
-            };
+            let sinc =
+                if t == 0.0 { 2.0 * cutoff } else { (2.0 * PI * cutoff * t).sin() / (PI * t) };
             sinc * bessel_i0(beta * (1.0 - r * r).sqrt()) / bessel_i0(beta)
         })
         .collect();
@@ -214,44 +191,29 @@ mod tests {
     use super::*;
 
     fn tone(rate: u32, hz: f64, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (0.5 * (2.0 * PI * hz * i as f64 / f64::from(rate)).sin()) as f32)
-            .collect()
+        (0..n).map(|i| (0.5 * (2.0 * PI * hz * i as f64 / f64::from(rate)).sin()) as f32).collect()
     }
 
     #[test]
     fn length_is_the_ceiling() {
-        for (from, to, n) in [
-            (16000, 4096, 160_000),
-            (44100, 4096, 12345),
-            (8000, 4096, 7),
-            (4096, 8000, 100),
-        ] {
+        for (from, to, n) in
+            [(16000, 4096, 160_000), (44100, 4096, 12345), (8000, 4096, 7), (4096, 8000, 100)]
+        {
             let out = resample(&vec![0.1; n], from, to).unwrap();
-            assert_eq!(
-                out.len(),
-                (n * to as usize).div_ceil(from as usize),
-                "{from}->{to} n={n}"
-            );
+            assert_eq!(out.len(), (n * to as usize).div_ceil(from as usize), "{from}->{to} n={n}");
         }
     }
 
     #[test]
     fn a_tone_keeps_its_phase_and_level() {
         // A tone resampled must still be the same sine at the same times, up and down.
-        for (from, to, hz) in [
-            (16000, 4096, 300.0),
-            (44100, 4096, 1234.5),
-            (8000, 4096, 1700.0),
-            (4096, 8000, 300.0),
-        ] {
+        for (from, to, hz) in
+            [(16000, 4096, 300.0), (44100, 4096, 1234.5), (8000, 4096, 1700.0), (4096, 8000, 300.0)]
+        {
             let out = resample(&tone(from, hz, 2 * from as usize), from, to).unwrap();
             let want = tone(to, hz, out.len());
             let interior = 512..out.len() - 512;
-            let err = interior
-                .clone()
-                .map(|i| (out[i] - want[i]).abs())
-                .fold(0.0, f32::max);
+            let err = interior.clone().map(|i| (out[i] - want[i]).abs()).fold(0.0, f32::max);
             assert!(err < 1e-4, "{from}->{to} {hz} Hz: max error {err}");
         }
     }
@@ -271,14 +233,8 @@ mod tests {
     fn response_follows_soxr_hq() {
         // soxr HQ: 0 dB to 0.913 of the lower Nyquist, -3 dB near 0.95, >= 120 dB down from 1.0.
         for (from, to) in [(16000, 4096), (44100, 4096), (4096, 11025)] {
-            assert!(
-                (gain(from, to, 0.5) - 1.0).abs() < 1e-4,
-                "{from}->{to} at 0.5"
-            );
-            assert!(
-                (gain(from, to, 0.9) - 1.0).abs() < 2e-3,
-                "{from}->{to} at 0.9"
-            );
+            assert!((gain(from, to, 0.5) - 1.0).abs() < 1e-4, "{from}->{to} at 0.5");
+            assert!((gain(from, to, 0.9) - 1.0).abs() < 2e-3, "{from}->{to} at 0.9");
             let g = gain(from, to, 0.95);
             assert!((0.63..0.79).contains(&g), "{from}->{to} at 0.95: {g}");
             let g = gain(from, to, 0.995);

@@ -6,12 +6,7 @@ use hound::{SampleFormat, WavSpec, WavWriter};
 use melkit_io::decode_file;
 
 fn spec(channels: u16, bits: u16, format: SampleFormat) -> WavSpec {
-    WavSpec {
-        channels,
-        sample_rate: 8000,
-        bits_per_sample: bits,
-        sample_format: format,
-    }
+    WavSpec { channels, sample_rate: 8000, bits_per_sample: bits, sample_format: format }
 }
 
 fn format_tag(path: &Path) -> u16 {
@@ -26,11 +21,7 @@ fn integer_pcm_is_scaled_by_its_width() {
         (8, &[-128, -1, 0, 64, 127], 128.0),
         (16, &[-32768, -1, 0, 12345, 32767], 32768.0),
         (24, &[-8_388_608, -3, 0, 4_000_000, 8_388_607], 8_388_608.0),
-        (
-            32,
-            &[i32::MIN, -7, 0, 1_000_000_000, i32::MAX],
-            2_147_483_648.0,
-        ),
+        (32, &[i32::MIN, -7, 0, 1_000_000_000, i32::MAX], 2_147_483_648.0),
     ];
     for &(bits, samples, full) in cases {
         let path = dir.path().join(format!("pcm{bits}.wav"));
@@ -45,10 +36,7 @@ fn integer_pcm_is_scaled_by_its_width() {
         w.finalize().unwrap();
         let audio = decode_file(&path).unwrap();
         assert_eq!((audio.sample_rate, audio.channels), (8000, 1));
-        let want: Vec<f32> = samples
-            .iter()
-            .map(|&s| (f64::from(s) / full) as f32)
-            .collect();
+        let want: Vec<f32> = samples.iter().map(|&s| (f64::from(s) / full) as f32).collect();
         assert_eq!(audio.samples, want, "{bits}-bit");
     }
 }
@@ -127,10 +115,7 @@ fn unreadable_inputs_say_why() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    assert_eq!(
-        decode_file(&empty).unwrap_err().to_string(),
-        "invalid audio: the file is empty"
-    );
+    assert_eq!(decode_file(&empty).unwrap_err().to_string(), "invalid audio: the file is empty");
     let text = dir.path().join("text.wav");
     std::fs::write(&text, "hello, this is text").unwrap();
     assert_eq!(
@@ -138,12 +123,7 @@ fn unreadable_inputs_say_why() {
         "not a supported audio file: the content is not in an audio format melkit reads"
     );
     let missing = dir.path().join("missing.wav");
-    assert!(
-        decode_file(&missing)
-            .unwrap_err()
-            .to_string()
-            .starts_with("cannot read the file: ")
-    );
+    assert!(decode_file(&missing).unwrap_err().to_string().starts_with("cannot read the file: "));
     // A data chunk cut short of what the header promises.
     let path = dir.path().join("cut.wav");
     let mut w = WavWriter::create(&path, spec(1, 16, SampleFormat::Int)).unwrap();

@@ -63,10 +63,7 @@ impl fmt::Display for BackendKind {
 }
 
 fn not_compiled(backend: &'static str) -> BackendError {
-    BackendError::Unavailable {
-        backend,
-        reason: "not compiled into this build of melkit".into(),
-    }
+    BackendError::Unavailable { backend, reason: "not compiled into this build of melkit".into() }
 }
 
 /// Builds the backend `kind` for a configuration. `auto` takes the fastest one compiled in

@@ -48,16 +48,11 @@ pub fn discover(inputs: &[PathBuf]) -> Discovery {
     let mut found = Discovery::default();
     for input in inputs {
         match std::fs::metadata(input) {
-            Err(e) => found
-                .failures
-                .push(FileError::new(input, "discover", io_reason(&e))),
+            Err(e) => found.failures.push(FileError::new(input, "discover", io_reason(&e))),
             Ok(meta) if meta.is_dir() => walk(input, &mut found),
             Ok(_) => {
                 let rel = PathBuf::from(input.file_name().unwrap_or(input.as_os_str()));
-                found.files.push(InputFile {
-                    path: input.clone(),
-                    rel,
-                });
+                found.files.push(InputFile { path: input.clone(), rel });
             }
         }
     }
@@ -65,21 +60,12 @@ pub fn discover(inputs: &[PathBuf]) -> Discovery {
 }
 
 fn walk(root: &Path, found: &mut Discovery) {
-    let walker = walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name();
+    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
     for entry in walker {
         match entry {
             Ok(e) if e.file_type().is_file() && is_audio(e.path()) => {
-                let rel = e
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap_or(e.path())
-                    .to_path_buf();
-                found.files.push(InputFile {
-                    path: e.path().to_path_buf(),
-                    rel,
-                });
+                let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
+                found.files.push(InputFile { path: e.path().to_path_buf(), rel });
             }
             Ok(_) => {}
             Err(e) => {
@@ -89,9 +75,7 @@ fn walk(root: &Path, found: &mut Discovery) {
                     (None, Some(io)) => io_reason(io),
                     (None, None) => e.to_string(),
                 };
-                found
-                    .failures
-                    .push(FileError::new(path, "discover", reason));
+                found.failures.push(FileError::new(path, "discover", reason));
             }
         }
     }
@@ -127,18 +111,12 @@ pub fn check_collisions(
         .into_iter()
         .filter(|(_, ins)| ins.len() > 1)
         .map(|(_, ins)| {
-            let out = files
-                .iter()
-                .find(|f| f.path == ins[0])
-                .map(|f| f.output_path(out_dir, format));
+            let out =
+                files.iter().find(|f| f.path == ins[0]).map(|f| f.output_path(out_dir, format));
             (out.unwrap_or_default(), ins)
         })
         .collect();
-    if clashes.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Collision(clashes))
-    }
+    if clashes.is_empty() { Ok(()) } else { Err(Error::Collision(clashes)) }
 }
 
 #[cfg(test)]
@@ -158,19 +136,13 @@ mod tests {
             touch(&root.join(f));
         }
         let found = discover(&[root.clone(), dir.path().join("missing.wav")]);
-        let rels: Vec<_> = found
-            .files
-            .iter()
-            .map(|f| f.rel.to_string_lossy().into_owned())
-            .collect();
+        let rels: Vec<_> =
+            found.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect();
         assert_eq!(rels, ["a/deep/y.wav", "a/x.WAV", "b.wav"]);
         assert_eq!(found.failures.len(), 1);
         assert_eq!(
             found.failures[0].to_string(),
-            format!(
-                "{}: no such file or directory",
-                dir.path().join("missing.wav").display()
-            )
+            format!("{}: no such file or directory", dir.path().join("missing.wav").display())
         );
         let out = found.files[1].output_path(Path::new("out"), OutputFormat::H5);
         assert_eq!(out, Path::new("out/a/x.h5"));
@@ -179,18 +151,9 @@ mod tests {
     #[test]
     fn collisions_are_named() {
         let files = vec![
-            InputFile {
-                path: "d1/a.wav".into(),
-                rel: "a.wav".into(),
-            },
-            InputFile {
-                path: "d2/a.wav".into(),
-                rel: "a.wav".into(),
-            },
-            InputFile {
-                path: "d2/b.wav".into(),
-                rel: "b.wav".into(),
-            },
+            InputFile { path: "d1/a.wav".into(), rel: "a.wav".into() },
+            InputFile { path: "d2/a.wav".into(), rel: "a.wav".into() },
+            InputFile { path: "d2/b.wav".into(), rel: "b.wav".into() },
         ];
         let e = check_collisions(&files, Path::new("out"), OutputFormat::Npy).unwrap_err();
         assert_eq!(

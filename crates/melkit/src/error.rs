@@ -59,10 +59,6 @@ pub struct FileError {
 impl FileError {
     /// An error of `path` in `stage`.
     pub fn new(path: impl Into<PathBuf>, stage: &'static str, reason: impl ToString) -> Self {
-        FileError {
-            path: path.into(),
-            stage,
-            reason: reason.to_string(),
-        }
+        FileError { path: path.into(), stage, reason: reason.to_string() }
     }
 }

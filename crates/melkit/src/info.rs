@@ -32,23 +32,17 @@ impl SystemInfo {
     /// Looks at the build and the machine.
     pub fn collect() -> Self {
         let config = Config::default();
-        let backends = [
-            BackendKind::Reference,
-            BackendKind::Cpu,
-            BackendKind::Wgpu,
-            BackendKind::Cuda,
-        ]
-        .into_iter()
-        .map(|kind| {
-            let state = create_backend(kind, &config)
-                .map(|_| ())
-                .map_err(|e| match e {
-                    BackendError::Unavailable { reason, .. } => reason,
-                    other => other.to_string(),
-                });
-            (kind, state)
-        })
-        .collect();
+        let backends =
+            [BackendKind::Reference, BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda]
+                .into_iter()
+                .map(|kind| {
+                    let state = create_backend(kind, &config).map(|_| ()).map_err(|e| match e {
+                        BackendError::Unavailable { reason, .. } => reason,
+                        other => other.to_string(),
+                    });
+                    (kind, state)
+                })
+                .collect();
         let auto = create_backend(BackendKind::Auto, &config)
             .map_or_else(|e| format!("unavailable ({e})"), |b| b.name().to_string());
         let formats = [OutputFormat::H5, OutputFormat::Npy, OutputFormat::Npz]

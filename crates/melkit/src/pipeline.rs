@@ -8,7 +8,7 @@ use melkit_core::config::Dtype;
 use melkit_core::scale::FileScale;
 use melkit_core::{Backend, BatchItem, Config, SegmentPlan, SignalBatch};
 use melkit_io::output::check_options;
-use melkit_io::{Compression, OutputFormat, TensorMeta};
+use melkit_io::{Compression, OutputFormat, OutputTensor, TensorMeta};
 use rayon::prelude::*;
 
 use crate::backends::{BackendKind, create_backend};
@@ -28,15 +28,9 @@ pub struct OutputOptions {
 
 impl Default for OutputOptions {
     fn default() -> Self {
-        let format = if OutputFormat::H5.available() {
-            OutputFormat::H5
-        } else {
-            OutputFormat::Npy
-        };
-        OutputOptions {
-            format,
-            compression: Compression::None,
-        }
+        let format =
+            if OutputFormat::H5.available() { OutputFormat::H5 } else { OutputFormat::Npy };
+        OutputOptions { format, compression: Compression::None }
     }
 }
 
@@ -77,10 +71,7 @@ fn thread_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool, 
         .num_threads(threads)
         .thread_name(move |i| format!("melkit-{name}-{i}"))
         .build()
-        .map_err(|e| Error::Threads {
-            workers: threads,
-            reason: e.to_string(),
-        })
+        .map_err(|e| Error::Threads { workers: threads, reason: e.to_string() })
 }
 
 impl Pipeline {
@@ -111,12 +102,7 @@ impl Pipeline {
             0 => (8 * workers).max(16),
             n => n,
         };
-        tracing::debug!(
-            backend = backend.name(),
-            workers,
-            batch_files,
-            "pipeline ready"
-        );
+        tracing::debug!(backend = backend.name(), workers, batch_files, "pipeline ready");
         Ok(Pipeline {
             config_json: config.to_json().to_string(),
             file_scale: FileScale::from_config(&config),
@@ -230,10 +216,7 @@ impl Pipeline {
         };
         progress.start(found.files.len() + found.failures.len());
         for failure in found.failures {
-            let outcome = FileOutcome {
-                input: failure.path.clone(),
-                result: Err(failure),
-            };
+            let outcome = FileOutcome { input: failure.path.clone(), result: Err(failure) };
             report.add(&outcome);
             progress.file_done(&outcome);
         }
@@ -263,12 +246,8 @@ impl Pipeline {
     ) -> Vec<FileOutcome> {
         let sample_rate = self.config.sample_rate;
         let decode_pool = self.decode_pool.as_ref().unwrap_or(&self.pool);
-        let loaded: Vec<Result<Loaded, FileError>> = decode_pool.install(|| {
-            files
-                .par_iter()
-                .map(|f| load(&f.path, sample_rate))
-                .collect()
-        });
+        let loaded: Vec<Result<Loaded, FileError>> =
+            decode_pool.install(|| files.par_iter().map(|f| load(&f.path, sample_rate)).collect());
 
         let started = Instant::now();
         batch.clear();
@@ -277,10 +256,7 @@ impl Pipeline {
         for (file, result) in files.iter().zip(loaded) {
             match result {
                 Ok(l) => jobs.push((file, l.stats, batch.push(&self.plan, &l.signal))),
-                Err(e) => outcomes.push(FileOutcome {
-                    input: file.path.clone(),
-                    result: Err(e),
-                }),
+                Err(e) => outcomes.push(FileOutcome { input: file.path.clone(), result: Err(e) }),
             }
         }
         out.clear();
@@ -323,10 +299,7 @@ impl Pipeline {
                 .into_par_iter()
                 .map(|(file, mut stats, item, part)| {
                     let result = finisher.finish(file, part, item, &mut stats);
-                    FileOutcome {
-                        input: file.path.clone(),
-                        result: result.map(|p| (p, stats)),
-                    }
+                    FileOutcome { input: file.path.clone(), result: result.map(|p| (p, stats)) }
                 })
                 .collect()
         });
@@ -368,27 +341,20 @@ impl Finisher<'_> {
         let started = Instant::now();
         let path = file.output_path(out_dir, options.format);
         let source = file.path.display().to_string();
-        let meta = TensorMeta {
-            source: &source,
-            config_json: self.config_json,
-            sample_rate: self.config.sample_rate,
-            melkit_version: crate::VERSION,
+        let tensor = OutputTensor {
+            data: values,
+            shape: self.plan.shape(item.n_long),
+            meta: TensorMeta {
+                source: &source,
+                config_json: self.config_json,
+                sample_rate: self.config.sample_rate,
+                melkit_version: crate::VERSION,
+            },
+            compression: options.compression,
+            dtype: self.config.dtype,
         };
-        melkit_io::write_tensor(
-            &path,
-            options.format,
-            values,
-            self.plan.shape(item.n_long),
-            &meta,
-            options.compression,
-            self.config.dtype,
-        )
-        .map_err(|e| {
-            FileError::new(
-                &file.path,
-                "write",
-                format!("cannot write {}: {e}", path.display()),
-            )
+        melkit_io::write_tensor(&path, options.format, &tensor).map_err(|e| {
+            FileError::new(&file.path, "write", format!("cannot write {}: {e}", path.display()))
         })?;
         stats.times.add(Stage::Write, started.elapsed());
         Ok(path)

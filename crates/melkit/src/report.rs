@@ -168,12 +168,7 @@ impl RunReport {
     pub fn to_json(&self) -> serde_json::Value {
         let stages: serde_json::Map<String, serde_json::Value> = Stage::ALL
             .iter()
-            .map(|s| {
-                (
-                    s.name().to_string(),
-                    self.stages.get(*s).as_secs_f64().into(),
-                )
-            })
+            .map(|s| (s.name().to_string(), self.stages.get(*s).as_secs_f64().into()))
             .collect();
         let steps: serde_json::Map<String, serde_json::Value> = self
             .backend_steps
@@ -202,11 +197,7 @@ impl RunReport {
 }
 
 fn per_second(n: f64, d: Duration) -> f64 {
-    if d.is_zero() {
-        0.0
-    } else {
-        n / d.as_secs_f64()
-    }
+    if d.is_zero() { 0.0 } else { n / d.as_secs_f64() }
 }
 
 impl fmt::Display for RunReport {
@@ -233,15 +224,9 @@ impl fmt::Display for RunReport {
             write!(f, " {} {:.3}", s.name(), self.stages.get(s).as_secs_f64())?;
         }
         if let Some(e) = self.f16_error {
-            write!(
-                f,
-                "\nf16 output: largest rounding error {e:.2e} of a file's maximum"
-            )?;
+            write!(f, "\nf16 output: largest rounding error {e:.2e} of a file's maximum")?;
             if e.is_infinite() {
-                write!(
-                    f,
-                    " (values beyond ±65504 overflowed to infinity: use scale = \"db\")"
-                )?;
+                write!(f, " (values beyond ±65504 overflowed to infinity: use scale = \"db\")")?;
             }
         }
         for e in &self.failures {

@@ -20,10 +20,7 @@ fn run_all(kind: BackendKind) {
             Err(_) => failed.push(case.name.clone()),
         }
     }
-    assert!(
-        failed.is_empty(),
-        "{kind}: golden cases out of tolerance: {failed:?}"
-    );
+    assert!(failed.is_empty(), "{kind}: golden cases out of tolerance: {failed:?}");
 }
 
 #[test]

@@ -27,33 +27,21 @@ fn a_signal_in_memory_gives_what_its_file_gives() {
     let audio = melkit_io_decode(&case.input);
     let in_memory = pipeline.process_signal(&audio.0, audio.1).unwrap();
     assert_eq!(in_memory, from_file);
-    case.check(
-        "process_signal",
-        in_memory.shape(),
-        in_memory.data(),
-        Precision::Cpu,
-    );
+    case.check("process_signal", in_memory.shape(), in_memory.data(), Precision::Cpu);
 }
 
 fn melkit_io_decode(path: &Path) -> (Vec<f32>, u32) {
     // Decoding is the io crate's; read the WAV here independently with hound.
     let mut reader = hound::WavReader::open(path).unwrap();
-    let samples = reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32768.0)
-        .collect();
+    let samples = reader.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0).collect();
     (samples, reader.spec().sample_rate)
 }
 
 fn copy_golden(dir: &Path) {
-    for (i, name) in [
-        "tones_4096_pcm16",
-        "knobs_8000_pcm16_full",
-        "tiny_4096_pcm16_full",
-        "bursts_16000_pcm16",
-    ]
-    .iter()
-    .enumerate()
+    for (i, name) in
+        ["tones_4096_pcm16", "knobs_8000_pcm16_full", "tiny_4096_pcm16_full", "bursts_16000_pcm16"]
+            .iter()
+            .enumerate()
     {
         let to = dir.join(format!("d{}/{name}.wav", i % 2));
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
@@ -65,10 +53,7 @@ fn copy_golden(dir: &Path) {
 fn batch_size_and_workers_never_change_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
     copy_golden(&dir.path().join("in"));
-    let options = OutputOptions {
-        format: OutputFormat::Npy,
-        ..OutputOptions::default()
-    };
+    let options = OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() };
     let mut runs = Vec::new();
     for (batch, workers) in [("1", "1"), ("3", "2"), ("0", "0")] {
         let c = config(&[
@@ -79,9 +64,7 @@ fn batch_size_and_workers_never_change_the_numbers() {
         ]);
         let mut pipeline = Pipeline::new(c, BackendKind::Cpu).unwrap();
         let out = dir.path().join(format!("out-{batch}-{workers}"));
-        let report = pipeline
-            .process_paths(&[dir.path().join("in")], &out, &options)
-            .unwrap();
+        let report = pipeline.process_paths(&[dir.path().join("in")], &out, &options).unwrap();
         assert_eq!((report.files_ok, report.failures.len()), (4, 0));
         let mut files: Vec<_> = [
             "d0/tones_4096_pcm16",
@@ -114,25 +97,15 @@ fn the_report_counts_files_segments_and_stages() {
         )
         .unwrap();
     assert_eq!(report.files_ok, 4);
-    let failed: Vec<_> = report
-        .failures
-        .iter()
-        .map(|f| (f.path.file_name().unwrap().to_owned(), f.stage))
-        .collect();
-    assert_eq!(
-        failed,
-        [("gone".into(), "discover"), ("bad.wav".into(), "decode")]
-    );
+    let failed: Vec<_> =
+        report.failures.iter().map(|f| (f.path.file_name().unwrap().to_owned(), f.stage)).collect();
+    assert_eq!(failed, [("gone".into(), "discover"), ("bad.wav".into(), "decode")]);
     // Four 10 s files of 40 long segments (two short segments each).
     assert_eq!(report.long_segments, 160);
     assert_eq!(report.segments, 320);
     // 10 s + 3 s + 409 samples at 4096 Hz + 10 s of audio decoded.
     let seconds = 23.0 + 409.0 / 4096.0;
-    assert!(
-        (report.audio_seconds - seconds).abs() < 1e-9,
-        "{}",
-        report.audio_seconds
-    );
+    assert!((report.audio_seconds - seconds).abs() < 1e-9, "{}", report.audio_seconds);
     for stage in [
         melkit::Stage::Decode,
         melkit::Stage::Compute,
@@ -153,25 +126,14 @@ fn f16_output_halves_the_size_and_reports_its_error() {
     let mut c = case.config.clone();
     c.set("dtype", "f16").unwrap();
     let mut pipeline = Pipeline::new(c, BackendKind::Cpu).unwrap();
-    let options = OutputOptions {
-        format: OutputFormat::Npy,
-        ..OutputOptions::default()
-    };
-    let report = pipeline
-        .process_paths(std::slice::from_ref(&case.input), dir.path(), &options)
-        .unwrap();
+    let options = OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() };
+    let report =
+        pipeline.process_paths(std::slice::from_ref(&case.input), dir.path(), &options).unwrap();
     let error = report.f16_error.unwrap();
     assert!(error > 0.0 && error < 1e-3, "f16 error {error}");
-    assert!(
-        report
-            .to_string()
-            .contains("f16 output: largest rounding error")
-    );
+    assert!(report.to_string().contains("f16 output: largest rounding error"));
     let path = dir.path().join("tones_4096_pcm16.npy");
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
-        128 + 2 * 40 * 2 * 64 * 17
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 128 + 2 * 40 * 2 * 64 * 17);
     // numpy's "<f2" read back through its bytes.
     let bytes = std::fs::read(&path).unwrap();
     let values: Vec<f32> = bytes[128..]
@@ -180,10 +142,7 @@ fn f16_output_halves_the_size_and_reports_its_error() {
         .collect();
     let report = compare(&values, &case.expected);
     assert!(report.max_rel <= error + 1e-6, "{report}");
-    assert!(
-        ArrayD::<f32>::read_npy(File::open(&path).unwrap()).is_err(),
-        "stored as f16, not f32"
-    );
+    assert!(ArrayD::<f32>::read_npy(File::open(&path).unwrap()).is_err(), "stored as f16, not f32");
 }
 
 #[test]
@@ -191,13 +150,9 @@ fn npy_output_of_a_library_run_matches_the_golden_case() {
     let dir = tempfile::tempdir().unwrap();
     let case = common::case("knobs_8000_pcm16_full");
     let mut pipeline = Pipeline::new(case.config.clone(), BackendKind::Reference).unwrap();
-    let options = OutputOptions {
-        format: OutputFormat::Npz,
-        ..OutputOptions::default()
-    };
-    let report = pipeline
-        .process_paths(std::slice::from_ref(&case.input), dir.path(), &options)
-        .unwrap();
+    let options = OutputOptions { format: OutputFormat::Npz, ..OutputOptions::default() };
+    let report =
+        pipeline.process_paths(std::slice::from_ref(&case.input), dir.path(), &options).unwrap();
     assert!(report.success());
     let mut zip =
         zip::ZipArchive::new(File::open(dir.path().join("knobs_8000_pcm16_full.npz")).unwrap())
@@ -205,12 +160,7 @@ fn npy_output_of_a_library_run_matches_the_golden_case() {
     let mel = Array4::<f32>::read_npy(zip.by_name("mel.npy").unwrap()).unwrap();
     case.check(
         "npz",
-        [
-            mel.shape()[0],
-            mel.shape()[1],
-            mel.shape()[2],
-            mel.shape()[3],
-        ],
+        [mel.shape()[0], mel.shape()[1], mel.shape()[2], mel.shape()[3]],
         mel.as_slice().unwrap(),
         Precision::Cpu,
     );

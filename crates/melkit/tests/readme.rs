@@ -9,9 +9,6 @@ fn readme_documents_every_key_with_its_default() {
     let defaults = Config::default();
     for key in KEYS {
         let row = format!("| `{}` | `{}` |", key.name, defaults.get(key.name).unwrap());
-        assert!(
-            readme.contains(&row),
-            "README.md lacks the row starting {row}"
-        );
+        assert!(readme.contains(&row), "README.md lacks the row starting {row}");
     }
 }

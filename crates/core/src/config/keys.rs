@@ -52,23 +52,11 @@ const fn key(
     help: &'static str,
     allowed: &'static str,
 ) -> KeyInfo {
-    KeyInfo {
-        name,
-        group,
-        help,
-        allowed,
-        switch: false,
-    }
+    KeyInfo { name, group, help, allowed, switch: false }
 }
 
 const fn switch(name: &'static str, group: KeyGroup, help: &'static str) -> KeyInfo {
-    KeyInfo {
-        name,
-        group,
-        help,
-        allowed: "true or false",
-        switch: true,
-    }
+    KeyInfo { name, group, help, allowed: "true or false", switch: true }
 }
 
 use KeyGroup::*;
@@ -112,36 +100,16 @@ pub const KEYS: &[KeyInfo] = &[
         "an integer >= 1, or \"none\" for short_segment_points",
     ),
     key("n_fft", Stft, "FFT size of the STFT", "an integer >= 2"),
-    key(
-        "hop_length",
-        Stft,
-        "hop between STFT frames, in samples",
-        "an integer >= 1",
-    ),
+    key("hop_length", Stft, "hop between STFT frames, in samples", "an integer >= 1"),
     key(
         "win_length",
         Stft,
         "window length (zero-padded to n_fft, centred); \"none\" means n_fft",
         "an integer from 1 to n_fft, or \"none\" for n_fft",
     ),
-    key(
-        "window",
-        Stft,
-        "analysis window (periodic)",
-        "one of hann, hamming, blackman, boxcar",
-    ),
-    key(
-        "center",
-        Stft,
-        "centre frames on their time (pad n_fft/2 at both ends)",
-        "true or false",
-    ),
-    key(
-        "pad_mode",
-        Stft,
-        "padding of centred frames",
-        "one of constant, reflect",
-    ),
+    key("window", Stft, "analysis window (periodic)", "one of hann, hamming, blackman, boxcar"),
+    key("center", Stft, "centre frames on their time (pad n_fft/2 at both ends)", "true or false"),
+    key("pad_mode", Stft, "padding of centred frames", "one of constant, reflect"),
     key(
         "power",
         Stft,
@@ -162,42 +130,22 @@ pub const KEYS: &[KeyInfo] = &[
         "a number of Hz above fmin and at most sample_rate / 2, or \"none\" for sample_rate / 2",
     ),
     key("mel_scale", Mel, "mel scale", "one of slaney, htk"),
-    key(
-        "mel_norm",
-        Mel,
-        "filter normalisation",
-        "one of slaney, none",
-    ),
-    key(
-        "scale",
-        Scale,
-        "output values: power as computed, or db",
-        "one of power, db",
-    ),
+    key("mel_norm", Mel, "filter normalisation", "one of slaney, none"),
+    key("scale", Scale, "output values: power as computed, or db", "one of power, db"),
     key(
         "ref",
         Scale,
         "dB reference value; \"max\" uses each file's maximum",
         "a number > 0, or \"max\" for each file's maximum",
     ),
-    key(
-        "amin",
-        Scale,
-        "smallest value before taking the dB (power domain)",
-        "a number > 0",
-    ),
+    key("amin", Scale, "smallest value before taking the dB (power domain)", "a number > 0"),
     key(
         "top_db",
         Scale,
         "with scale = db, raise values below (file maximum - top_db); \"none\" disables it",
         "a number >= 0, or \"none\" for no clipping",
     ),
-    key(
-        "dtype",
-        Scale,
-        "element type of the output",
-        "one of f32, f16",
-    ),
+    key("dtype", Scale, "element type of the output", "one of f32, f16"),
     key(
         "max_workers",
         Run,
@@ -228,11 +176,7 @@ pub const KEYS: &[KeyInfo] = &[
         "files per call of a GPU backend (overrides batch_size there); 0 is automatic",
         "an integer >= 0 (0 = automatic)",
     ),
-    switch(
-        "memory_efficient",
-        Run,
-        "smaller batches and buffers, for machines short of memory",
-    ),
+    switch("memory_efficient", Run, "smaller batches and buffers, for machines short of memory"),
     switch(
         "cache_spectrograms",
         Run,

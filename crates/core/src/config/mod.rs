@@ -234,16 +234,11 @@ impl Config {
     /// # Errors
     /// A TOML syntax error, an unknown key, or a value that does not parse for its key.
     pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
-        let table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    format: "TOML",
-                    reason: e.message().to_string(),
-                })?;
-        let json = serde_json::to_value(table).map_err(|e| ConfigError::Syntax {
-            format: "TOML",
-            reason: e.to_string(),
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::Syntax { format: "TOML", reason: e.message().to_string() }
         })?;
+        let json = serde_json::to_value(table)
+            .map_err(|e| ConfigError::Syntax { format: "TOML", reason: e.to_string() })?;
         self.apply_json(&json)
     }
 
@@ -303,12 +298,7 @@ impl Config {
         let v = value.trim();
         let bad = || ConfigError::invalid(info.name, v.to_string(), info.allowed.to_string());
         let unset = matches!(v.to_ascii_lowercase().as_str(), "none" | "null" | "");
-        let float = || {
-            v.parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .ok_or_else(bad)
-        };
+        let float = || v.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(bad);
         let int = || v.parse::<usize>().map_err(|_| bad());
         let opt_float = || if unset { Ok(None) } else { float().map(Some) };
         let opt_int = || if unset { Ok(None) } else { int().map(Some) };
@@ -320,11 +310,8 @@ impl Config {
         match info.name {
             "sample_rate" => self.sample_rate = v.parse().map_err(|_| bad())?,
             "sample_length" => {
-                self.sample_length = if v.eq_ignore_ascii_case("full") {
-                    None
-                } else {
-                    opt_float()?
-                }
+                self.sample_length =
+                    if v.eq_ignore_ascii_case("full") { None } else { opt_float()? }
             }
             "long_segment_scale" => self.long_segment_scale = float()?,
             "long_segment_hop" => self.long_segment_hop = opt_float()?,
@@ -404,15 +391,11 @@ impl Config {
 }
 
 fn key_name(key: &str) -> Result<&'static str, ConfigError> {
-    key_info(key)
-        .map(|i| i.name)
-        .ok_or_else(|| ConfigError::unknown(key))
+    key_info(key).map(|i| i.name).ok_or_else(|| ConfigError::unknown(key))
 }
 
 fn key_allowed(key: &str) -> Result<String, ConfigError> {
-    key_info(key)
-        .map(|i| i.allowed.to_string())
-        .ok_or_else(|| ConfigError::unknown(key))
+    key_info(key).map(|i| i.allowed.to_string()).ok_or_else(|| ConfigError::unknown(key))
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ fn err(pairs: &[(&str, &str)]) -> String {
             return e.to_string();
         }
     }
-    c.validate()
-        .expect_err("configuration should be invalid")
-        .to_string()
+    c.validate().expect_err("configuration should be invalid").to_string()
 }
 
 #[test]
@@ -32,11 +30,8 @@ fn defaults_are_the_spec_defaults() {
 fn every_key_has_a_setter_and_a_value() {
     for key in KEYS {
         let mut c = Config::default();
-        let value = c
-            .get(key.name)
-            .unwrap_or_else(|| panic!("{} has no value", key.name));
-        c.set(key.name, &value)
-            .unwrap_or_else(|e| panic!("{}: {e}", key.name));
+        let value = c.get(key.name).unwrap_or_else(|| panic!("{} has no value", key.name));
+        c.set(key.name, &value).unwrap_or_else(|e| panic!("{}: {e}", key.name));
         assert_eq!(c, Config::default(), "{} does not round-trip", key.name);
     }
     let json = Config::default().to_json();
@@ -46,34 +41,16 @@ fn every_key_has_a_setter_and_a_value() {
 #[test]
 fn each_invalid_key_names_itself() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (
-            &[("n_fft", "0")],
-            "`n_fft` = 0 is invalid: must be an integer >= 2",
-        ),
-        (
-            &[("n_fft", "-4")],
-            "`n_fft` = -4 is invalid: must be an integer >= 2",
-        ),
-        (
-            &[("n_fft", "abc")],
-            "`n_fft` = abc is invalid: must be an integer >= 2",
-        ),
-        (
-            &[("sample_rate", "0")],
-            "`sample_rate` = 0 is invalid: must be an integer >= 1 (Hz)",
-        ),
+        (&[("n_fft", "0")], "`n_fft` = 0 is invalid: must be an integer >= 2"),
+        (&[("n_fft", "-4")], "`n_fft` = -4 is invalid: must be an integer >= 2"),
+        (&[("n_fft", "abc")], "`n_fft` = abc is invalid: must be an integer >= 2"),
+        (&[("sample_rate", "0")], "`sample_rate` = 0 is invalid: must be an integer >= 1 (Hz)"),
         (
             &[("sample_length", "-1")],
             "`sample_length` = -1.0 is invalid: must be a number of seconds > 0 (at least one sample), or \"full\" for the whole file",
         ),
-        (
-            &[("hop_length", "0")],
-            "`hop_length` = 0 is invalid: must be an integer >= 1",
-        ),
-        (
-            &[("n_mels", "0")],
-            "`n_mels` = 0 is invalid: must be an integer >= 1",
-        ),
+        (&[("hop_length", "0")], "`hop_length` = 0 is invalid: must be an integer >= 1"),
+        (&[("n_mels", "0")], "`n_mels` = 0 is invalid: must be an integer >= 1"),
         (
             &[("short_segment_points", "2048")],
             "`short_segment_points` = 2048 is invalid: must be an integer from 1 to 1024, the long segment's length in samples (long_segment_scale 0.25 s at sample_rate 4096 Hz)",
@@ -98,10 +75,7 @@ fn each_invalid_key_names_itself() {
             &[("window", "kaiser")],
             "`window` = kaiser is invalid: must be one of hann, hamming, blackman, boxcar",
         ),
-        (
-            &[("mel_scale", "bark")],
-            "`mel_scale` = bark is invalid: must be one of slaney, htk",
-        ),
+        (&[("mel_scale", "bark")], "`mel_scale` = bark is invalid: must be one of slaney, htk"),
         (
             &[("power", "0")],
             "`power` = 0.0 is invalid: must be a number > 0 (1 or 2 when scale = \"db\")",
@@ -110,10 +84,7 @@ fn each_invalid_key_names_itself() {
             &[("scale", "db"), ("power", "1.5")],
             "`power` = 1.5 is invalid: must be 1 or 2 when scale = \"db\"",
         ),
-        (
-            &[("amin", "0")],
-            "`amin` = 0.0 is invalid: must be a number > 0",
-        ),
+        (&[("amin", "0")], "`amin` = 0.0 is invalid: must be a number > 0"),
         (
             &[("ref", "-1")],
             "`ref` = -1.0 is invalid: must be a number > 0, or \"max\" for each file's maximum",
@@ -134,22 +105,13 @@ fn each_invalid_key_names_itself() {
             &[("power", "nan")],
             "`power` = nan is invalid: must be a number > 0 (1 or 2 when scale = \"db\")",
         ),
-        (
-            &[("center", "maybe")],
-            "`center` = maybe is invalid: must be true or false",
-        ),
-        (
-            &[("dtype", "f64")],
-            "`dtype` = f64 is invalid: must be one of f32, f16",
-        ),
+        (&[("center", "maybe")], "`center` = maybe is invalid: must be true or false"),
+        (&[("dtype", "f64")], "`dtype` = f64 is invalid: must be one of f32, f16"),
         (
             &[("pad_mode", "reflect"), ("short_segment_points", "100")],
             "`pad_mode` = reflect is invalid: must be constant when n_fft / 2 (128) is not below short_segment_points (100): reflect padding needs a longer segment",
         ),
-        (
-            &[("nfft", "256")],
-            "unknown configuration key `nfft` (did you mean `n_fft`?)",
-        ),
+        (&[("nfft", "256")], "unknown configuration key `nfft` (did you mean `n_fft`?)"),
         (&[("colour", "red")], "unknown configuration key `colour`"),
     ];
     for (pairs, message) in cases {
@@ -185,20 +147,11 @@ fn toml_sets_keys_and_full_means_unset() {
 #[test]
 fn toml_errors_name_the_problem() {
     let e = Config::from_toml_str("n_fft = \"big\"").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "`n_fft` = big is invalid: must be an integer >= 2"
-    );
+    assert_eq!(e.to_string(), "`n_fft` = big is invalid: must be an integer >= 2");
     let e = Config::from_toml_str("n_ftt = 512").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "unknown configuration key `n_ftt` (did you mean `n_fft`?)"
-    );
+    assert_eq!(e.to_string(), "unknown configuration key `n_ftt` (did you mean `n_fft`?)");
     let e = Config::from_toml_str("n_fft = [1, 2]").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "`n_fft` = [1,2] is invalid: must be an integer >= 2"
-    );
+    assert_eq!(e.to_string(), "`n_fft` = [1,2] is invalid: must be an integer >= 2");
     let e = Config::from_toml_str("n_fft = ").unwrap_err();
     assert!(e.to_string().starts_with("TOML syntax error: "), "{e}");
 }
@@ -215,12 +168,7 @@ fn flags_override_the_file() {
 #[test]
 fn json_round_trips() {
     let mut c = Config::default();
-    for (k, v) in [
-        ("sample_length", "full"),
-        ("ref", "max"),
-        ("top_db", "80"),
-        ("dtype", "f16"),
-    ] {
+    for (k, v) in [("sample_length", "full"), ("ref", "max"), ("top_db", "80"), ("dtype", "f16")] {
         c.set(k, v).unwrap();
     }
     let mut back = Config::default();

@@ -13,11 +13,7 @@ impl Config {
         // The key's own allowed-values text, or a sharper one that names the other keys involved.
         let fail = |key: &'static str, why: Option<String>| {
             let allowed = why.unwrap_or_else(|| key_info(key).map_or("", |i| i.allowed).into());
-            Err(ConfigError::invalid(
-                key,
-                self.get(key).unwrap_or_default(),
-                allowed,
-            ))
+            Err(ConfigError::invalid(key, self.get(key).unwrap_or_default(), allowed))
         };
         let seconds_ok = |s: f64| s.is_finite() && s > 0.0 && self.seconds_to_samples(s) >= 1;
 
@@ -65,10 +61,7 @@ impl Config {
         if self.win_length.is_some_and(|w| w == 0 || w > self.n_fft) {
             return fail(
                 "win_length",
-                Some(format!(
-                    "an integer from 1 to n_fft ({}), or \"none\" for n_fft",
-                    self.n_fft
-                )),
+                Some(format!("an integer from 1 to n_fft ({}), or \"none\" for n_fft", self.n_fft)),
             );
         }
         if self.center
@@ -108,10 +101,7 @@ impl Config {
             }
         }
         if !(self.fmin.is_finite() && self.fmin >= 0.0 && self.fmin < fmax) {
-            return fail(
-                "fmin",
-                Some(format!("a number of Hz >= 0, below fmax ({fmax})")),
-            );
+            return fail("fmin", Some(format!("a number of Hz >= 0, below fmax ({fmax})")));
         }
         if let RefLevel::Value(r) = self.ref_level {
             if !(r.is_finite() && r > 0.0) {

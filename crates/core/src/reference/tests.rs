@@ -26,9 +26,8 @@ fn bin_centred_tone_lands_in_its_mel_bins() {
     // bin-centred tone over bins 31..=33 only, with magnitudes A·N/4, A·N/8, A·N/8.
     let mut b = backend(&[]);
     let amp = 0.5;
-    let signal: Vec<f32> = (0..40960)
-        .map(|i| (amp * (2.0 * PI * 512.0 * i as f64 / 4096.0).cos()) as f32)
-        .collect();
+    let signal: Vec<f32> =
+        (0..40960).map(|i| (amp * (2.0 * PI * 512.0 * i as f64 / 4096.0).cos()) as f32).collect();
     let out = run(&mut b, &signal);
     let (n_mels, n_frames) = (64, 17);
     let fb = b.filterbank().clone();
@@ -37,18 +36,14 @@ fn bin_centred_tone_lands_in_its_mel_bins() {
         31 | 33 => (amp * 32.0f64).powi(2),
         _ => 0.0,
     };
-    let expected: Vec<f64> = (0..n_mels)
-        .map(|m| (31..=33).map(|k| fb.row(m)[k] * spectrum(k)).sum())
-        .collect();
-    let loudest = (0..n_mels)
-        .max_by(|&a, &c| expected[a].total_cmp(&expected[c]))
-        .unwrap();
+    let expected: Vec<f64> =
+        (0..n_mels).map(|m| (31..=33).map(|k| fb.row(m)[k] * spectrum(k)).sum()).collect();
+    let loudest = (0..n_mels).max_by(|&a, &c| expected[a].total_cmp(&expected[c])).unwrap();
     // Interior frames (4..=12) of every short segment see the steady tone.
     for short in 0..80 {
         for t in 4..=12 {
-            let frame: Vec<f32> = (0..n_mels)
-                .map(|m| out[short * n_mels * n_frames + m * n_frames + t])
-                .collect();
+            let frame: Vec<f32> =
+                (0..n_mels).map(|m| out[short * n_mels * n_frames + m * n_frames + t]).collect();
             for m in 0..n_mels {
                 let tol = 1e-5 * expected[loudest];
                 assert!(
@@ -56,9 +51,7 @@ fn bin_centred_tone_lands_in_its_mel_bins() {
                     "short {short} frame {t} mel {m}"
                 );
             }
-            let argmax = (0..n_mels)
-                .max_by(|&a, &c| frame[a].total_cmp(&frame[c]))
-                .unwrap();
+            let argmax = (0..n_mels).max_by(|&a, &c| frame[a].total_cmp(&frame[c])).unwrap();
             assert_eq!(argmax, loudest);
         }
     }
@@ -80,24 +73,16 @@ fn parseval_holds_for_the_power_spectrum() {
     let mut state = 12345u64;
     let short: Vec<f64> = (0..512)
         .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         })
         .collect();
     for t in [0, 3, 8] {
         let p = b.frame_spectrum(&short, t);
         let energy: f64 = short[t * 32..t * 32 + 256].iter().map(|x| x * x).sum();
-        let spectral: f64 = p
-            .iter()
-            .enumerate()
-            .map(|(k, v)| if k == 0 || k == 128 { *v } else { 2.0 * v })
-            .sum();
-        assert!(
-            (spectral / 256.0 - energy).abs() < 1e-9 * energy,
-            "frame {t}"
-        );
+        let spectral: f64 =
+            p.iter().enumerate().map(|(k, v)| if k == 0 || k == 128 { *v } else { 2.0 * v }).sum();
+        assert!((spectral / 256.0 - energy).abs() < 1e-9 * energy, "frame {t}");
     }
 }
 

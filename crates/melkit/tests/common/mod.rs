@@ -16,11 +16,7 @@ pub fn golden_dir() -> PathBuf {
     }
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = here.join("../../../shared/golden");
-    assert!(
-        dir.is_dir(),
-        "golden cases not found at {} (set MELKIT_GOLDEN_DIR)",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "golden cases not found at {} (set MELKIT_GOLDEN_DIR)", dir.display());
     dir
 }
 
@@ -37,10 +33,7 @@ pub struct Case {
 impl Case {
     /// The tolerance for a backend of `precision`.
     pub fn tolerance(&self, precision: Precision) -> Tolerance {
-        Tolerance {
-            class: self.class,
-            precision,
-        }
+        Tolerance { class: self.class, precision }
     }
 
     /// Compares `got` with the expected tensor and panics with the numbers when out of bounds.
@@ -73,10 +66,7 @@ pub fn cases() -> Vec<Case> {
         .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
         .collect();
     names.sort();
-    assert!(
-        names.len() >= 6,
-        "expected at least 6 golden cases, found {names:?}"
-    );
+    assert!(names.len() >= 6, "expected at least 6 golden cases, found {names:?}");
     names.into_iter().map(|n| case(&n)).collect()
 }
 
@@ -90,12 +80,8 @@ pub fn case(name: &str) -> Case {
     config.validate().unwrap();
     let expected =
         Array4::<f32>::read_npy(File::open(dir.join(format!("{name}.npy"))).unwrap()).unwrap();
-    let shape: Vec<usize> = json["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
+    let shape: Vec<usize> =
+        json["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(expected.shape(), &shape[..]);
     Case {
         name: name.to_string(),
