@@ -43,7 +43,8 @@ fn is_audio(path: &Path) -> bool {
 }
 
 /// Lists the input files of `inputs` (files or folders, folders searched recursively,
-/// following symbolic links but not looping through them).
+/// following symbolic links but not looping through them). A file reached twice (given twice,
+/// or given and inside a folder given) is listed once, where it was first reached.
 pub fn discover(inputs: &[PathBuf]) -> Discovery {
     let mut found = Discovery::default();
     for input in inputs {
@@ -56,6 +57,8 @@ pub fn discover(inputs: &[PathBuf]) -> Discovery {
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    found.files.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or(f.path.clone())));
     found
 }
 
@@ -135,7 +138,7 @@ mod tests {
         for f in ["b.wav", "a/x.WAV", "a/deep/y.wav", "a/notes.txt"] {
             touch(&root.join(f));
         }
-        let found = discover(&[root.clone(), dir.path().join("missing.wav")]);
+        let found = discover(&[root.clone(), dir.path().join("missing.wav"), root.join("b.wav")]);
         let rels: Vec<_> =
             found.files.iter().map(|f| f.rel.to_string_lossy().into_owned()).collect();
         assert_eq!(rels, ["a/deep/y.wav", "a/x.WAV", "b.wav"]);
