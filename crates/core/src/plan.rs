@@ -99,20 +99,35 @@ impl SegmentPlan {
     }
 
     /// Where sample `i` of frame `t` comes from in its short segment: `Some(index)`, or `None`
-    /// where the frame reaches into zero padding. Reflect padding mirrors without repeating the
-    /// edge sample, as `numpy.pad(mode="reflect")`.
+    /// where the frame reaches into zero padding.
+    ///
+    /// Reflect padding follows `librosa.stft` (0.11) exactly: it pads the head frames and the
+    /// tail frames as two separate slices with `numpy.pad(mode="reflect")`, which reflects
+    /// again and again when a slice is shorter than the padding (possible when `hop_length >=
+    /// n_fft / 2`).
     pub fn frame_source(&self, t: usize, i: usize) -> Option<usize> {
-        let pad = if self.center { self.n_fft / 2 } else { 0 };
-        let j = (t * self.hop_length + i) as isize - pad as isize;
-        let len = self.short_len as isize;
-        if (0..len).contains(&j) {
+        let n = self.short_len as isize;
+        let pad = if self.center { (self.n_fft / 2) as isize } else { 0 };
+        let j = (t * self.hop_length + i) as isize - pad;
+        if (0..n).contains(&j) {
             return Some(j as usize);
         }
-        match self.pad_mode {
-            PadMode::Constant => None,
-            PadMode::Reflect if j < 0 => Some((-j) as usize),
-            PadMode::Reflect => Some((2 * (len - 1) - j) as usize),
+        if self.pad_mode == PadMode::Constant {
+            return None;
         }
+        let hop = self.hop_length as isize;
+        // librosa: the first frame that needs no head padding, and the first that needs tail
+        // padding; when they do not overlap, each end is padded from its own slice.
+        let start_k = (pad + hop - 1) / hop;
+        let tail_k = (n + pad - self.n_fft as isize).div_euclid(hop) + 1;
+        let (lo, hi) = match t as isize {
+            t if tail_k > start_k && t < start_k => {
+                (0, n.min((start_k - 1) * hop - pad + self.n_fft as isize + 1))
+            }
+            t if tail_k > start_k && t >= tail_k => (tail_k * hop - pad, n),
+            _ => (0, n),
+        };
+        Some(reflect(j, lo, hi) as usize)
     }
 
     /// Whether frame `t` lies wholly inside its short segment (no padding involved), and if so
@@ -122,6 +137,19 @@ impl SegmentPlan {
         let start = (t * self.hop_length).checked_sub(pad)?;
         (start + self.n_fft <= self.short_len).then_some(start)
     }
+}
+
+/// `numpy.pad(mode="reflect")` seen from one index: where position `j` of a slice
+/// `[lo, hi)` padded on either side takes its value from (reflection without repeating the edge,
+/// repeated as often as needed; a slice of one sample repeats it).
+fn reflect(j: isize, lo: isize, hi: isize) -> isize {
+    let len = hi - lo;
+    if len <= 1 {
+        return lo;
+    }
+    let period = 2 * (len - 1);
+    let m = (j - lo).rem_euclid(period);
+    lo + if m < len { m } else { period - m }
 }
 
 #[cfg(test)]

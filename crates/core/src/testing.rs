@@ -45,6 +45,7 @@ pub const CASES: &[(&str, &[(&str, &str)])] = &[
     ("blackman_window", &[("window", "blackman")]),
     ("uncentred", &[("center", "false")]),
     ("reflect_padding", &[("pad_mode", "reflect")]),
+    ("reflect_large_hop", &[("pad_mode", "reflect"), ("n_fft", "64"), ("hop_length", "48")]),
     ("magnitude_db_ref_max", &[("power", "1"), ("scale", "db"), ("ref", "max"), ("top_db", "60")]),
     ("power_db", &[("scale", "db"), ("ref", "0.01"), ("amin", "1e-8")]),
     ("fractional_power", &[("power", "1.5")]),
@@ -160,7 +161,7 @@ macro_rules! conformance_tests {
     ($factory:path, $precision:expr) => {
         $crate::conformance_tests!(@cases $factory, $precision;
             defaults, every_knob, n_fft_400, odd_n_fft, short_window, blackman_window, uncentred,
-            reflect_padding, magnitude_db_ref_max, power_db, fractional_power, htk_band,
+            reflect_padding, reflect_large_hop, magnitude_db_ref_max, power_db, fractional_power, htk_band,
             overlapping_segments, full_length, small_fft);
     };
     (@cases $factory:path, $precision:expr; $($case:ident),* $(,)?) => {
