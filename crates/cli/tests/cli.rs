@@ -268,7 +268,7 @@ fn invalid_configuration_is_a_usage_error_naming_the_key() {
     let out = dir.path().join("out");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--n-fft", "0"], "error: `n_fft` = 0 is invalid: must be an integer >= 2\n"),
+        (&["--n-fft", "0"], "error: `n_fft` = 0 is invalid: must be an integer from 2 to 65536\n"),
         (
             &["--fmax", "4000"],
             "error: `fmax` = 4000.0 is invalid: must be a number of Hz above fmin and at most sample_rate / 2 (2048), or \"none\" for sample_rate / 2\n",

@@ -5,10 +5,11 @@ use crate::config::{Config, RefLevel, Scale};
 
 /// The element-wise part of the scaling: identity, or dB against a fixed reference.
 ///
-/// For power 2 this is `librosa.power_to_db(S, ref, amin)`; for power 1 it is
-/// `librosa.amplitude_to_db(S, ref, sqrt(amin))`. Both are `(20 / p) log10(max(amin^(p/2), x))`
-/// minus the same of the reference. With `ref = "max"` the reference here is 1 and the file's
-/// maximum is subtracted by [`FileScale`].
+/// For power 2 this is `librosa.power_to_db(S, ref, amin)`; for any other power the values are
+/// taken as amplitudes, `librosa.amplitude_to_db(S, ref, sqrt(amin))`, as the reference
+/// (`make_golden.py`) does: `10 log10(max(amin, x))` or `20 log10(max(sqrt(amin), x))`, minus
+/// the same of the reference. With `ref = "max"` the reference here is 1 and the file's maximum
+/// is subtracted by [`FileScale`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ElementScale {
     db: Option<(f64, f64, f64)>, // (factor, floor, offset)
@@ -20,8 +21,8 @@ impl ElementScale {
         if config.scale == Scale::Power {
             return ElementScale { db: None };
         }
-        let factor = 20.0 / config.power;
-        let floor = config.amin.powf(config.power / 2.0);
+        let (factor, floor) =
+            if config.power == 2.0 { (10.0, config.amin) } else { (20.0, config.amin.sqrt()) };
         let reference = match config.ref_level {
             RefLevel::Value(r) => r.abs(),
             RefLevel::Max => 1.0,
@@ -125,6 +126,13 @@ mod tests {
         let mut v = [10.0f32, 0.0];
         s.apply_f32(&mut v);
         assert!((v[0] - 20.0).abs() < 1e-5 && (v[1] + 100.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn other_powers_are_amplitudes_as_in_the_reference() {
+        let s = ElementScale::from_config(&config(&[("scale", "db"), ("power", "1.5")]));
+        assert!((s.apply(10.0) - 20.0).abs() < 1e-12);
+        assert!((s.apply(0.0) - -100.0).abs() < 1e-9);
     }
 
     #[test]

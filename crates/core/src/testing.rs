@@ -14,7 +14,9 @@ use crate::reference::ReferenceBackend;
 /// Builds the backend under test for a configuration.
 pub type Factory = fn(&Config) -> Result<Box<dyn Backend>, BackendError>;
 
-/// The configurations of the suite: a name and the keys that differ from the defaults.
+/// The configurations of the suite: a name and the keys that differ from the defaults. Cases
+/// named `tone_*` run on pure tones, where dB values reach the `amin` floor; the others on
+/// tones, a chirp and noise.
 pub const CASES: &[(&str, &[(&str, &str)])] = &[
     ("defaults", &[]),
     (
@@ -49,11 +51,29 @@ pub const CASES: &[(&str, &[(&str, &str)])] = &[
     ("magnitude_db_ref_max", &[("power", "1"), ("scale", "db"), ("ref", "max"), ("top_db", "60")]),
     ("power_db", &[("scale", "db"), ("ref", "0.01"), ("amin", "1e-8")]),
     ("fractional_power", &[("power", "1.5")]),
+    ("fractional_power_db", &[("power", "0.5"), ("scale", "db"), ("ref", "max")]),
     ("htk_band", &[("mel_scale", "htk"), ("fmin", "100"), ("fmax", "1800"), ("n_mels", "40")]),
     ("overlapping_segments", &[("long_segment_hop", "0.125"), ("short_segment_hop", "256")]),
     ("full_length", &[("sample_length", "full")]),
     ("small_fft", &[("n_fft", "64"), ("hop_length", "16"), ("n_mels", "16")]),
+    ("tone_db_floor", &[("scale", "db"), ("power", "1")]),
+    ("tone_power_db_floor", &[("scale", "db")]),
 ];
+
+/// Pure tones of the given lengths (a different pitch for each).
+pub fn tones(sample_rate: u32, lengths: &[usize]) -> Vec<Vec<f32>> {
+    let sr = f64::from(sample_rate);
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(n, &len)| {
+            let hz = 0.1 * sr + 37.0 * n as f64;
+            (0..len)
+                .map(|i| (0.5 * (2.0 * std::f64::consts::PI * hz * i as f64 / sr).sin()) as f32)
+                .collect()
+        })
+        .collect()
+}
 
 /// Deterministic test signals of the given lengths: tones, a chirp and noise.
 pub fn signals(sample_rate: u32, lengths: &[usize]) -> Vec<Vec<f32>> {
@@ -132,7 +152,11 @@ pub fn run_case(name: &str, factory: Factory, precision: Precision) {
     let mut reference = ReferenceBackend::new(&config).expect("reference backend");
     let sr = config.sample_rate as usize;
     let lengths = [sr * 10 + 123, sr * 3 + 17, sr / 10];
-    let inputs = signals(config.sample_rate, &lengths);
+    let inputs = if name.starts_with("tone_") {
+        tones(config.sample_rate, &lengths)
+    } else {
+        signals(config.sample_rate, &lengths)
+    };
     let inputs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
     let expected = run(&mut reference, &inputs);
     let together = run(backend.as_mut(), &inputs);
@@ -161,8 +185,8 @@ macro_rules! conformance_tests {
     ($factory:path, $precision:expr) => {
         $crate::conformance_tests!(@cases $factory, $precision;
             defaults, every_knob, n_fft_400, odd_n_fft, short_window, blackman_window, uncentred,
-            reflect_padding, reflect_large_hop, magnitude_db_ref_max, power_db, fractional_power, htk_band,
-            overlapping_segments, full_length, small_fft);
+            reflect_padding, reflect_large_hop, magnitude_db_ref_max, power_db, fractional_power, fractional_power_db, htk_band,
+            overlapping_segments, full_length, small_fft, tone_db_floor, tone_power_db_floor);
     };
     (@cases $factory:path, $precision:expr; $($case:ident),* $(,)?) => {
         $(

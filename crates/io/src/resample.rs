@@ -8,7 +8,9 @@
 //! downsampling, before it when upsampling) that gives the soxr-HQ transition band and removes
 //! the fraction of a sample by which rubato's output runs early (rubato reports its delay in
 //! whole samples; when downsampling its output is half an input sample early, rubato issue
-//! #96). The output has `ceil(N · to / from)` samples.
+//! #96). The output has `ceil(N · (to / from))` samples, computed in floating point as librosa
+//! computes it (one more than the exact ceiling for some rate pairs, e.g. 220500 samples at
+//! 44100 Hz give 120001 at 24000 Hz).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -110,7 +112,12 @@ impl Converter {
         }
         let det = ss * cc - sc * sc;
         let (a, b) = ((ys * cc - yc * sc) / det, (yc * ss - ys * sc) / det);
-        Ok(b.atan2(a) / (2.0 * PI * hz) * f64::from(to))
+        let advance = b.atan2(a) / (2.0 * PI * hz) * f64::from(to);
+        if advance.is_finite() && (a * a + b * b) > 0.25 {
+            Ok(advance)
+        } else {
+            Err(format!("cannot measure the resampler's delay (fit {a}, {b})"))
+        }
     }
 }
 
@@ -158,6 +165,15 @@ fn soxr_like_taps(rate: u32, delay: f64) -> (Vec<f64>, usize) {
     (h, half)
 }
 
+/// Source rates melkit resamples from, in Hz.
+pub const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1..=1_536_000;
+
+/// The length librosa gives `n` samples resampled from `from` to `to` Hz:
+/// `int(np.ceil(n * (float(to) / from)))`.
+pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
+    (n as f64 * (f64::from(to) / f64::from(from))).ceil() as usize
+}
+
 /// `samples` at `from` Hz resampled to `to` Hz (a copy when the rates are equal).
 ///
 /// # Errors
@@ -167,8 +183,15 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, DecodeE
         return Ok(samples.to_vec());
     }
     let fail = |reason: String| DecodeError::Resample { from, to, reason };
+    if !SOURCE_RATES.contains(&from) || !SOURCE_RATES.contains(&to) {
+        return Err(fail(format!(
+            "rates must be from {} to {} Hz",
+            SOURCE_RATES.start(),
+            SOURCE_RATES.end()
+        )));
+    }
     let n = samples.len();
-    let expected = (n as u128 * u128::from(to)).div_ceil(u128::from(from)) as usize;
+    let expected = resampled_len(n, from, to);
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -202,6 +225,14 @@ mod tests {
             let out = resample(&vec![0.1; n], from, to).unwrap();
             assert_eq!(out.len(), (n * to as usize).div_ceil(from as usize), "{from}->{to} n={n}");
         }
+        // librosa's float ceiling: 5 s at 44.1 kHz is 120001 samples at 24 kHz, not 120000.
+        assert_eq!(resample(&vec![0.1; 220_500], 44100, 24000).unwrap().len(), 120_001);
+        assert_eq!(resampled_len(160_000, 16000, 4096), 40960);
+        let e = resample(&[0.0; 10], 2_000_000, 4096).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "resampling from 2000000 Hz to 4096 Hz failed: rates must be from 1 to 1536000 Hz"
+        );
     }
 
     #[test]

@@ -67,25 +67,25 @@ pub const KEYS: &[KeyInfo] = &[
         "sample_rate",
         Signal,
         "sample rate the audio is resampled to, in Hz",
-        "an integer >= 1 (Hz)",
+        "an integer from 1 to 1536000 (Hz)",
     ),
     key(
         "sample_length",
         Signal,
         "length every file is cut or zero-padded to, in seconds; \"full\" keeps the whole file",
-        "a number of seconds > 0 (at least one sample), or \"full\" for the whole file",
+        "a number of seconds > 0 (from one sample to 2^32 samples), or \"full\" for the whole file",
     ),
     key(
         "long_segment_scale",
         Segments,
         "length of a long segment, in seconds",
-        "a number of seconds > 0 (at least one sample)",
+        "a number of seconds > 0 (from one sample to 2^24 samples)",
     ),
     key(
         "long_segment_hop",
         Segments,
         "hop between long segments, in seconds; \"none\" means long_segment_scale",
-        "a number of seconds > 0 (at least one sample), or \"none\" for long_segment_scale",
+        "a number of seconds > 0 (from one sample to 2^32 samples), or \"none\" for long_segment_scale",
     ),
     key(
         "short_segment_points",
@@ -99,7 +99,7 @@ pub const KEYS: &[KeyInfo] = &[
         "hop between short segments, in samples; \"none\" means short_segment_points",
         "an integer >= 1, or \"none\" for short_segment_points",
     ),
-    key("n_fft", Stft, "FFT size of the STFT", "an integer >= 2"),
+    key("n_fft", Stft, "FFT size of the STFT", "an integer from 2 to 65536"),
     key("hop_length", Stft, "hop between STFT frames, in samples", "an integer >= 1"),
     key(
         "win_length",
@@ -113,10 +113,10 @@ pub const KEYS: &[KeyInfo] = &[
     key(
         "power",
         Stft,
-        "exponent of the magnitude: 2 gives power, 1 magnitude",
-        "a number > 0 (1 or 2 when scale = \"db\")",
+        "exponent of the magnitude: 2 gives power, 1 magnitude (dB takes any other as amplitude)",
+        "a number > 0",
     ),
-    key("n_mels", Mel, "number of mel bins", "an integer >= 1"),
+    key("n_mels", Mel, "number of mel bins", "an integer from 1 to 2048"),
     key(
         "fmin",
         Mel,

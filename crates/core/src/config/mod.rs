@@ -3,6 +3,8 @@
 mod keys;
 mod validate;
 
+pub use validate::{MAX_LONG, MAX_LONG_VALUES, MAX_N_FFT, MAX_N_MELS, MAX_SAMPLE_RATE, MAX_SIGNAL};
+
 use std::fmt;
 
 use serde::Serialize;

@@ -1,7 +1,20 @@
 //! Validation of a whole configuration: ranges of each key and the relations between keys.
 
-use super::{Config, PadMode, RefLevel, Scale, key_info};
+use super::{Config, PadMode, RefLevel, key_info};
 use crate::error::ConfigError;
+
+/// The highest `sample_rate`, in Hz.
+pub const MAX_SAMPLE_RATE: u32 = 1_536_000;
+/// The most samples `sample_length` (and `long_segment_hop`) may span.
+pub const MAX_SIGNAL: u64 = 1 << 32;
+/// The most samples a long segment may hold.
+pub const MAX_LONG: u64 = 1 << 24;
+/// The largest `n_fft`.
+pub const MAX_N_FFT: usize = 1 << 16;
+/// The most mel bins.
+pub const MAX_N_MELS: usize = 2048;
+/// The most values (frames × bins or mels) one long segment may need.
+pub const MAX_LONG_VALUES: usize = 1 << 26;
 
 impl Config {
     /// Checks every key and every relation between keys (SPEC §1), before any work starts.
@@ -15,18 +28,20 @@ impl Config {
             let allowed = why.unwrap_or_else(|| key_info(key).map_or("", |i| i.allowed).into());
             Err(ConfigError::invalid(key, self.get(key).unwrap_or_default(), allowed))
         };
-        let seconds_ok = |s: f64| s.is_finite() && s > 0.0 && self.seconds_to_samples(s) >= 1;
+        let samples_ok = |s: f64, most: f64| {
+            s.is_finite() && s > 0.0 && (1.0..=most).contains(&(s * sr).round_ties_even())
+        };
 
-        if self.sample_rate == 0 {
+        if !(1..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
             return fail("sample_rate", None);
         }
-        if self.sample_length.is_some_and(|s| !seconds_ok(s)) {
+        if self.sample_length.is_some_and(|s| !samples_ok(s, MAX_SIGNAL as f64)) {
             return fail("sample_length", None);
         }
-        if !seconds_ok(self.long_segment_scale) {
+        if !samples_ok(self.long_segment_scale, MAX_LONG as f64) {
             return fail("long_segment_scale", None);
         }
-        if self.long_segment_hop.is_some_and(|s| !seconds_ok(s)) {
+        if self.long_segment_hop.is_some_and(|s| !samples_ok(s, MAX_SIGNAL as f64)) {
             return fail("long_segment_hop", None);
         }
         let long_len = self.seconds_to_samples(self.long_segment_scale);
@@ -43,7 +58,7 @@ impl Config {
         if self.short_segment_hop == Some(0) {
             return fail("short_segment_hop", None);
         }
-        if self.n_fft < 2 {
+        if !(2..=MAX_N_FFT).contains(&self.n_fft) {
             return fail("n_fft", None);
         }
         if !self.center && self.n_fft > self.short_segment_points {
@@ -81,11 +96,27 @@ impl Config {
         if !(self.power.is_finite() && self.power > 0.0) {
             return fail("power", None);
         }
-        if self.scale == Scale::Db && self.power != 1.0 && self.power != 2.0 {
-            return fail("power", Some("1 or 2 when scale = \"db\"".into()));
-        }
-        if self.n_mels == 0 {
+        if !(1..=MAX_N_MELS).contains(&self.n_mels) {
             return fail("n_mels", None);
+        }
+        let padded = if self.center {
+            self.short_segment_points + 2 * (self.n_fft / 2)
+        } else {
+            self.short_segment_points
+        };
+        let frames = 1 + (padded - self.n_fft) / self.hop_length;
+        let shorts = (long_len - self.short_segment_points) / self.short_hop() + 1;
+        let values =
+            shorts.saturating_mul(frames).saturating_mul(self.n_mels.max(self.n_fft / 2 + 1));
+        if values > MAX_LONG_VALUES {
+            return fail(
+                "hop_length",
+                Some(format!(
+                    "large enough that one long segment ({shorts} short segments x {frames} frames x \
+                     {} bins) holds at most {MAX_LONG_VALUES} values",
+                    self.n_mels.max(self.n_fft / 2 + 1)
+                )),
+            );
         }
         let fmax = self.fmax_hz();
         if let Some(f) = self.fmax {
