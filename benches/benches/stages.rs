@@ -64,6 +64,7 @@ fn stages(c: &mut Criterion) {
                         meta,
                         compression,
                         dtype: Dtype::F32,
+                        sync: false,
                     },
                 )
                 .unwrap()

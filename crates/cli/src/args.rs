@@ -48,6 +48,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
 
+    /// Flush every output to disk before it takes its final name (survives power cuts; slower).
+    #[arg(long)]
+    pub fsync: bool,
+
     /// A TOML file of configuration keys (flags given here override it).
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,

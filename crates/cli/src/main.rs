@@ -91,7 +91,8 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         other => Failure(EXIT_FATAL, other.into()),
     })?;
     tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
-    let options = OutputOptions { format: args.format, compression: args.compression };
+    let options =
+        OutputOptions { format: args.format, compression: args.compression, sync: args.fsync };
     let bar = progress::Bar::new(args.quiet);
     let result = pipeline.process_paths_with(&args.inputs, &args.output, &options, &bar);
     bar.finish();

@@ -29,7 +29,7 @@ pub fn chunk_shape(shape: [usize; 4], element_bytes: usize) -> [usize; 4] {
 /// # Errors
 /// The HDF5 library fails to create or write the file.
 pub fn write_h5(path: &Path, tensor: &OutputTensor<'_>) -> Result<(), WriteError> {
-    let OutputTensor { data, shape, meta, compression, dtype } = *tensor;
+    let OutputTensor { data, shape, meta, compression, dtype, .. } = *tensor;
     let file = hdf5::File::create(path).map_err(h5_error)?;
     let view = ArrayView4::from_shape(shape, data).map_err(|e| WriteError::Hdf5(e.to_string()))?;
     let element_bytes = if dtype == Dtype::F16 { 2 } else { 4 };
@@ -86,8 +86,11 @@ mod tests {
             (Compression::Deflate(4), Dtype::F32),
             (Compression::Deflate(1), Dtype::F16),
         ] {
-            write_h5(&path, &OutputTensor { data: &data, shape, meta, compression, dtype })
-                .unwrap();
+            write_h5(
+                &path,
+                &OutputTensor { data: &data, shape, meta, compression, dtype, sync: false },
+            )
+            .unwrap();
             let file = hdf5::File::open(&path).unwrap();
             let mel = file.dataset("mel").unwrap();
             assert_eq!(mel.shape(), shape);

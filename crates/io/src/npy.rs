@@ -126,7 +126,7 @@ mod tests {
         compression: Compression,
         dtype: Dtype,
     ) -> OutputTensor<'_> {
-        OutputTensor { data, shape, meta: META, compression, dtype }
+        OutputTensor { data, shape, meta: META, compression, dtype, sync: false }
     }
 
     fn tensor() -> (Vec<f32>, [usize; 4]) {

@@ -133,6 +133,8 @@ pub struct OutputTensor<'a> {
     pub compression: Compression,
     /// The element type on disk.
     pub dtype: Dtype,
+    /// Flush the file to disk before it takes its final name (survives a power cut).
+    pub sync: bool,
 }
 
 /// Checks that `compression` and `format` go together and that the format is compiled in.
@@ -170,7 +172,7 @@ pub fn write_tensor(
             tensor.data.len()
         )));
     }
-    write_atomic(path, |temp| match format {
+    write_atomic(path, tensor.sync, |temp| match format {
         #[cfg(feature = "hdf5")]
         OutputFormat::H5 => crate::h5::write_h5(temp, tensor),
         #[cfg(not(feature = "hdf5"))]

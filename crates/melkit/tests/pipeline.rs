@@ -131,6 +131,8 @@ fn f16_output_halves_the_size_and_reports_its_error() {
         pipeline.process_paths(std::slice::from_ref(&case.input), dir.path(), &options).unwrap();
     let error = report.f16_error.unwrap();
     assert!(error > 0.0 && error < 1e-3, "f16 error {error}");
+    // The library call reports the same error.
+    assert_eq!(pipeline.process_file(&case.input).unwrap().1.f16_error, Some(error));
     assert!(report.to_string().contains("f16 output: largest rounding error"));
     let path = dir.path().join("tones_4096_pcm16.npy");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 128 + 2 * 40 * 2 * 64 * 17);
