@@ -369,8 +369,15 @@ fn a_rerun_replaces_outputs_whole_and_a_failure_loses_nothing() {
     copy_golden("tones_4096_pcm16", &root.join("a.wav"));
     copy_golden("stereo_4096_pcm24_long", &root.join("sub/b.wav"));
     let out = dir.path().join("out");
-    let args =
-        ["run", root.to_str().unwrap(), "-o", out.to_str().unwrap(), "--compression", "deflate"];
+    let args = [
+        "run",
+        root.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--compression",
+        "deflate",
+        "--fsync",
+    ];
     assert!(melkit(&args).status.success());
     let first_b = std::fs::read(out.join("sub/b.h5")).unwrap();
     // Second run: b.wav is now broken. Its old output must survive; a.h5 is rewritten whole.

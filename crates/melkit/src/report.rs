@@ -49,8 +49,10 @@ impl Stage {
     }
 }
 
-/// Time spent in each stage. Stages that run on several threads at once count the time of
-/// every thread (thread-seconds), so they can add up to more than the wall time.
+/// Time spent in each stage. Decode, resample, scale and write run file by file on several
+/// threads at once and count the time of every thread (thread-seconds); segment and compute are
+/// the wall time of their batch-wide step (compute keeps every worker busy). Their sum can
+/// therefore exceed the run's wall time.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimes([Duration; 6]);
 
