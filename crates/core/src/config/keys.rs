@@ -155,7 +155,7 @@ pub const KEYS: &[KeyInfo] = &[
     key(
         "cpu_workers",
         Run,
-        "threads decoding and resampling; 0 chooses from max_workers",
+        "threads that decode and resample; 0 uses the max_workers pool",
         "an integer >= 0 (0 = automatic)",
     ),
     key(

@@ -138,40 +138,71 @@ impl Serialize for RefLevel {
 /// Build one with [`Config::default`], change keys with [`Config::set`], [`Config::apply_toml`]
 /// or [`Config::apply_json`], and call [`Config::validate`] before using it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[allow(missing_docs)] // each field is documented once, in the key table `KEYS`
 pub struct Config {
+    /// Sample rate the audio is resampled to, in Hz.
     pub sample_rate: u32,
+    /// Seconds every file is cut or zero-padded to; `None` keeps the whole file.
     pub sample_length: Option<f64>,
+    /// Length of a long segment, in seconds.
     pub long_segment_scale: f64,
+    /// Hop between long segments in seconds; `None` means `long_segment_scale`.
     pub long_segment_hop: Option<f64>,
+    /// Length of a short segment inside a long segment, in samples.
     pub short_segment_points: usize,
+    /// Hop between short segments in samples; `None` means `short_segment_points`.
     pub short_segment_hop: Option<usize>,
+    /// FFT size of the STFT.
     pub n_fft: usize,
+    /// Hop between STFT frames, in samples.
     pub hop_length: usize,
+    /// Window length, zero-padded to `n_fft` and centred; `None` means `n_fft`.
     pub win_length: Option<usize>,
+    /// The analysis window.
     pub window: WindowKind,
+    /// Whether frames are centred (padded by `n_fft / 2` at both ends of a short segment).
     pub center: bool,
+    /// How centred frames are padded.
     pub pad_mode: PadMode,
+    /// Exponent of the magnitude: 2 power, 1 magnitude.
     pub power: f64,
+    /// Number of mel bins.
     pub n_mels: usize,
+    /// Lowest frequency of the filterbank, in Hz.
     pub fmin: f64,
+    /// Highest frequency of the filterbank in Hz; `None` means `sample_rate / 2`.
     pub fmax: Option<f64>,
+    /// The mel scale.
     pub mel_scale: MelScale,
+    /// The normalisation of the mel filters.
     pub mel_norm: MelNorm,
+    /// Power (as computed) or dB.
     pub scale: Scale,
+    /// The dB reference (`ref`).
     #[serde(rename = "ref")]
     pub ref_level: RefLevel,
+    /// Smallest value before taking the dB, in the power domain.
     pub amin: f64,
+    /// With dB, raise values below (file maximum - `top_db`); `None` disables it.
     pub top_db: Option<f64>,
+    /// Element type of the output.
     pub dtype: Dtype,
+    /// Threads in all; 0 uses every core.
     pub max_workers: usize,
+    /// Threads that decode and resample; 0 uses the `max_workers` pool.
     pub cpu_workers: usize,
+    /// GPUs for a GPU backend; 0 uses every visible GPU.
     pub gpu_workers: usize,
+    /// Files per backend call; 0 sizes batches automatically.
     pub batch_size: usize,
+    /// Files per call of a GPU backend; 0 is automatic.
     pub gpu_batch_size: usize,
+    /// Smaller batches and buffers.
     pub memory_efficient: bool,
+    /// Keep results keyed by input content and configuration.
     pub cache_spectrograms: bool,
+    /// Log what each stage does.
     pub verbose: bool,
+    /// Log everything.
     pub debug: bool,
 }
 
@@ -379,16 +410,6 @@ impl Config {
     /// A number of seconds at `sample_rate`, in samples, rounded as the reference rounds.
     pub fn seconds_to_samples(&self, seconds: f64) -> usize {
         round_half_even(seconds * f64::from(self.sample_rate)).max(0.0) as usize
-    }
-
-    /// The keys that decide the numbers in the output, as a JSON object (run-control keys left
-    /// out): what a cached or resumed output must match.
-    pub fn numeric_json(&self) -> serde_json::Value {
-        let mut json = self.to_json();
-        if let Some(object) = json.as_object_mut() {
-            object.retain(|k, _| key_info(k).is_some_and(|i| i.group != KeyGroup::Run));
-        }
-        json
     }
 }
 

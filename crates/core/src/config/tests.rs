@@ -189,6 +189,4 @@ fn json_round_trips() {
     let mut back = Config::default();
     back.apply_json(&c.to_json()).unwrap();
     assert_eq!(back, c);
-    assert!(c.numeric_json().get("max_workers").is_none());
-    assert_eq!(c.numeric_json()["top_db"], 80.0);
 }
