@@ -1,4 +1,11 @@
-//! The fused per-short-segment computation, generic over the FFT's float type.
+//! The fused computation of long segments, generic over the FFT's float type.
+//!
+//! A long segment is cut into tiles of whole short segments (a few dozen frames). For a tile:
+//! frames are gathered and windowed two at a time into one complex buffer (frame `a` in the real
+//! part, `b` in the imaginary part), one complex FFT gives both spectra, the power of each goes
+//! into a bin-major table `[bin][frame]`, and the sparse mel projection adds each filter weight
+//! times a whole bin row into `[mel][frame]` (an AXPY over frames, which vectorises). Everything a
+//! tile touches stays in L1.
 
 use std::sync::Arc;
 
@@ -10,17 +17,22 @@ use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
 use rayon::prelude::*;
-use realfft::num_complex::Complex;
-use realfft::{FftNum, RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::num_traits::Float;
+use rustfft::{Fft, FftNum, FftPlanner};
 
 use crate::mel::SparseMel;
+use crate::simd::Simd;
 
-/// How one frame is gathered from its short segment.
+/// Frames a tile aims for: enough to amortise the per-tile work, few enough to stay in L1.
+const TILE_FRAMES: usize = 64;
+
+/// How one frame of a short segment is gathered.
 #[derive(Clone, Debug)]
 enum Gather {
-    /// Wholly inside the segment, starting at this sample.
-    Interior(usize),
-    /// Reaching into padding: the source of each sample (`None` for a zero).
+    /// `len` samples from `src` placed at `dst`; zeros elsewhere (all of it when `len` is 0).
+    Run { dst: usize, src: usize, len: usize },
+    /// Anything else (reflect padding): the source of each sample, `None` for a zero.
     Indexed(Vec<Option<usize>>),
 }
 
@@ -34,32 +46,37 @@ enum Power {
 
 /// Everything prepared once for a configuration, with the FFT in `T`.
 pub struct Engine<T: FftNum> {
-    fft: Arc<dyn RealToComplex<T>>,
+    fft: Arc<dyn Fft<T>>,
     window: Vec<T>,
     gathers: Vec<Gather>,
     mel: SparseMel,
     power: Power,
     scale: ElementScale,
+    /// Short segments per tile.
+    tile_shorts: usize,
+    simd: Simd,
 }
 
 /// Per-thread buffers, reused across the long segments a thread computes.
 struct Scratch<T> {
-    frame: Vec<T>,
-    spectrum: Vec<Complex<T>>,
+    /// Two windowed frames, before they are packed into `buffer`.
+    frame_a: Vec<T>,
+    frame_b: Vec<T>,
+    buffer: Vec<Complex<T>>,
     fft: Vec<Complex<T>>,
+    /// `[frame][bin]` for one tile, as the FFTs give it.
+    by_frame: Vec<f32>,
+    /// `[bin][frame]` for one tile, as the mel projection takes it.
     power: Vec<f32>,
+    /// `[mel][frame]` for one tile.
+    mels: Vec<f32>,
 }
 
-impl<T: FftNum + From<f32> + Into<f64>> Engine<T> {
-    /// Prepares plans, window, frame gathers and the sparse filterbank.
+impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
+    /// Prepares the FFT plan, window, frame gathers and the sparse filterbank.
     pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
-        let fft = RealFftPlanner::<T>::new().plan_fft_forward(plan.n_fft);
-        let gathers = (0..plan.n_frames)
-            .map(|t| match plan.interior_frame_start(t) {
-                Some(start) => Gather::Interior(start),
-                None => Gather::Indexed((0..plan.n_fft).map(|i| plan.frame_source(t, i)).collect()),
-            })
-            .collect();
+        let fft = FftPlanner::<T>::new().plan_fft_forward(plan.n_fft);
+        let gathers = (0..plan.n_frames).map(|t| gather(plan, t)).collect();
         let power = match config.power {
             2.0 => Power::Square,
             1.0 => Power::Magnitude,
@@ -74,85 +91,176 @@ impl<T: FftNum + From<f32> + Into<f64>> Engine<T> {
             gathers,
             power,
             scale: ElementScale::from_config(config),
+            tile_shorts: (TILE_FRAMES / plan.n_frames).clamp(1, plan.n_short),
+            simd: Simd::detect(),
             fft,
         }
     }
 
     fn scratch(&self, plan: &SegmentPlan) -> Scratch<T> {
+        let frames = self.tile_shorts * plan.n_frames;
         Scratch {
-            frame: self.fft.make_input_vec(),
-            spectrum: self.fft.make_output_vec(),
-            fft: self.fft.make_scratch_vec(),
-            power: vec![0.0; plan.n_frames * plan.n_bins],
+            frame_a: vec![T::zero(); plan.n_fft],
+            frame_b: vec![T::zero(); plan.n_fft],
+            buffer: vec![Complex::new(T::zero(), T::zero()); plan.n_fft],
+            by_frame: vec![0.0; plan.n_bins * frames],
+            fft: vec![Complex::new(T::zero(), T::zero()); self.fft.get_inplace_scratch_len()],
+            power: vec![0.0; plan.n_bins * frames],
+            mels: vec![0.0; plan.n_mels * frames],
         }
     }
 
     /// Every long segment of `batch` into `out` (already checked to fit), in parallel.
-    pub fn compute(
-        &self,
-        plan: &SegmentPlan,
-        batch: &SignalBatch,
-        out: &mut [f32],
-    ) -> Result<(), BackendError> {
+    pub fn compute(&self, plan: &SegmentPlan, batch: &SignalBatch, out: &mut [f32]) -> Result<(), BackendError> {
         let samples = batch.samples();
-        out.par_chunks_mut(plan.long_output_len())
-            .zip(batch.long_starts().par_iter())
-            .try_for_each_init(
-                || self.scratch(plan),
-                |scratch, (dest, &start)| {
-                    for (s, short_out) in dest.chunks_exact_mut(plan.short_output_len()).enumerate()
-                    {
-                        let first = start + s * plan.short_hop;
-                        self.short_segment(
-                            plan,
-                            &samples[first..first + plan.short_len],
-                            short_out,
-                            scratch,
-                        )?;
-                    }
-                    Ok(())
-                },
-            )
+        out.par_chunks_mut(plan.long_output_len()).zip(batch.long_starts().par_iter()).for_each_init(
+            || self.scratch(plan),
+            |scratch, (dest, &start)| {
+                let long = &samples[start..start + plan.long_len];
+                self.simd.run(|| self.long_segment(plan, long, dest, scratch));
+            },
+        );
+        Ok(())
     }
 
-    /// One short segment: `[mel, frame]` into `out`.
-    fn short_segment(
-        &self,
-        plan: &SegmentPlan,
-        short: &[f32],
-        out: &mut [f32],
-        s: &mut Scratch<T>,
-    ) -> Result<(), BackendError> {
-        let n_bins = plan.n_bins;
-        for (t, gather) in self.gathers.iter().enumerate() {
-            match gather {
-                Gather::Interior(start) => {
-                    let src = &short[*start..*start + plan.n_fft];
-                    for ((f, &x), &w) in s.frame.iter_mut().zip(src).zip(&self.window) {
-                        *f = T::from(x) * w;
-                    }
+    /// One long segment, tile by tile.
+    #[inline(always)]
+    fn long_segment(&self, plan: &SegmentPlan, long: &[f32], dest: &mut [f32], s: &mut Scratch<T>) {
+        let per_short = plan.short_output_len();
+        for first in (0..plan.n_short).step_by(self.tile_shorts) {
+            let shorts = self.tile_shorts.min(plan.n_short - first);
+            let frames = shorts * plan.n_frames;
+            self.spectra(plan, long, first, frames, s);
+            let (power, mels) = (&s.power[..plan.n_bins * frames], &mut s.mels[..plan.n_mels * frames]);
+            self.mel.project(power, frames, mels);
+            self.scale.apply_f32(mels);
+            // [mel][frame] of the tile -> [short][mel][frame] of the output.
+            for (m, row) in mels.chunks_exact(frames).enumerate() {
+                for (k, values) in row.chunks_exact(plan.n_frames).enumerate() {
+                    let at = (first + k) * per_short + m * plan.n_frames;
+                    dest[at..at + plan.n_frames].copy_from_slice(values);
                 }
-                Gather::Indexed(sources) => {
-                    for ((f, src), &w) in s.frame.iter_mut().zip(sources).zip(&self.window) {
-                        *f = src.map_or(T::zero(), |j| T::from(short[j]) * w);
-                    }
-                }
-            }
-            self.fft
-                .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.fft)
-                .map_err(|e| BackendError::Failed { backend: "cpu", reason: e.to_string() })?;
-            let row = &mut s.power[t * n_bins..(t + 1) * n_bins];
-            for (p, c) in row.iter_mut().zip(&s.spectrum) {
-                let sq: f64 = (c.re * c.re + c.im * c.im).into();
-                *p = match self.power {
-                    Power::Square => sq,
-                    Power::Magnitude => sq.sqrt(),
-                    Power::Other(half) => sq.powf(half),
-                } as f32;
             }
         }
-        self.mel.project(&s.power, n_bins, plan.n_frames, out);
-        self.scale.apply_f32(out);
-        Ok(())
+    }
+
+    /// The power spectra `[bin][frame]` of `frames` frames starting at short segment `first`.
+    #[inline(always)]
+    fn spectra(&self, plan: &SegmentPlan, long: &[f32], first: usize, frames: usize, s: &mut Scratch<T>) {
+        let n_bins = plan.n_bins;
+        let frame_input = |f: usize| {
+            let start = (first + f / plan.n_frames) * plan.short_hop;
+            (&long[start..start + plan.short_len], &self.gathers[f % plan.n_frames])
+        };
+        for a in (0..frames).step_by(2) {
+            let (short, gather) = frame_input(a);
+            fill(&mut s.frame_a, short, gather, &self.window);
+            let has_b = a + 1 < frames;
+            if has_b {
+                let (short, gather) = frame_input(a + 1);
+                fill(&mut s.frame_b, short, gather, &self.window);
+            } else {
+                s.frame_b.fill(T::zero());
+            }
+            for ((c, &re), &im) in s.buffer.iter_mut().zip(&s.frame_a).zip(&s.frame_b) {
+                *c = Complex::new(re, im);
+            }
+            self.fft.process_with_scratch(&mut s.buffer, &mut s.fft);
+            let rows = &mut s.by_frame[a * n_bins..(a + 2).min(frames) * n_bins];
+            let (row_a, row_b) = rows.split_at_mut(n_bins);
+            unpack(&s.buffer, row_a, if has_b { Some(row_b) } else { None });
+        }
+        let by_frame = &mut s.by_frame[..frames * n_bins];
+        match self.power {
+            Power::Square => {}
+            Power::Magnitude => by_frame.iter_mut().for_each(|p| *p = p.sqrt()),
+            Power::Other(half) => by_frame.iter_mut().for_each(|p| *p = f64::from(*p).powf(half) as f32),
+        }
+        transpose(by_frame, &mut s.power[..n_bins * frames], n_bins, frames);
+    }
+}
+
+/// `[frame][bin]` to `[bin][frame]`, eight frames at a time so that each bin's eight values
+/// are stored together.
+#[inline(always)]
+fn transpose(by_frame: &[f32], by_bin: &mut [f32], n_bins: usize, frames: usize) {
+    let mut f0 = 0;
+    while f0 + 8 <= frames {
+        let row = |j: usize| &by_frame[(f0 + j) * n_bins..(f0 + j + 1) * n_bins];
+        let rows = [row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)];
+        for (k, out) in by_bin.chunks_exact_mut(frames).enumerate() {
+            let block = [rows[0][k], rows[1][k], rows[2][k], rows[3][k], rows[4][k], rows[5][k], rows[6][k], rows[7][k]];
+            out[f0..f0 + 8].copy_from_slice(&block);
+        }
+        f0 += 8;
+    }
+    for f in f0..frames {
+        let row = &by_frame[f * n_bins..(f + 1) * n_bins];
+        for (out, &p) in by_bin.chunks_exact_mut(frames).zip(row) {
+            out[f] = p;
+        }
+    }
+}
+
+/// Splits the spectrum `z` of `a + i b` into `|A|²` and `|B|²` over the one-sided bins.
+#[inline(always)]
+fn unpack<T: FftNum + Float + From<f32> + Into<f64>>(z: &[Complex<T>], a: &mut [f32], b: Option<&mut [f32]>) {
+    let n = z.len();
+    let n_bins = a.len();
+    let quarter = <T as From<f32>>::from(0.25);
+    let square = |x: T, y: T| to_f32((x * x + y * y) * quarter);
+    // k = 0 pairs with itself: A = Re Z0, B = Im Z0 (times 2 inside the quarter).
+    let two = <T as From<f32>>::from(2.0);
+    a[0] = square(z[0].re * two, T::zero());
+    // A_k = (Z_k + conj Z_{n-k}) / 2,  B_k = (Z_k - conj Z_{n-k}) / 2i, for k = 1..n_bins.
+    let (lo, hi) = (&z[1..n_bins], &z[n + 1 - n_bins..]);
+    for ((out, zk), zn) in a[1..].iter_mut().zip(lo).zip(hi.iter().rev()) {
+        *out = square(zk.re + zn.re, zk.im - zn.im);
+    }
+    if let Some(b) = b {
+        b[0] = square(z[0].im * two, T::zero());
+        for ((out, zk), zn) in b[1..].iter_mut().zip(lo).zip(hi.iter().rev()) {
+            *out = square(zk.im + zn.im, zn.re - zk.re);
+        }
+    }
+}
+
+#[inline(always)]
+fn to_f32<T: Into<f64>>(x: T) -> f32 {
+    x.into() as f32
+}
+
+/// Gathers and windows one frame into `frame`.
+#[inline(always)]
+fn fill<T: FftNum + From<f32>>(frame: &mut [T], short: &[f32], gather: &Gather, window: &[T]) {
+    match gather {
+        Gather::Run { dst, src, len } => {
+            frame[..*dst].fill(T::zero());
+            let run = frame[*dst..dst + len].iter_mut().zip(&short[*src..src + len]).zip(&window[*dst..dst + len]);
+            for ((f, &x), &w) in run {
+                *f = <T as From<f32>>::from(x) * w;
+            }
+            frame[dst + len..].fill(T::zero());
+        }
+        Gather::Indexed(sources) => {
+            for ((f, j), &w) in frame.iter_mut().zip(sources).zip(window) {
+                *f = j.map_or(T::zero(), |j| <T as From<f32>>::from(short[j]) * w);
+            }
+        }
+    }
+}
+
+/// How frame `t` of a short segment is gathered (see [`SegmentPlan::frame_source`]).
+fn gather(plan: &SegmentPlan, t: usize) -> Gather {
+    let sources: Vec<Option<usize>> = (0..plan.n_fft).map(|i| plan.frame_source(t, i)).collect();
+    match sources.iter().position(Option::is_some) {
+        None => Gather::Run { dst: 0, src: 0, len: 0 },
+        Some(dst) => {
+            let len = sources[dst..].iter().take_while(|s| s.is_some()).count();
+            let src = sources[dst].unwrap_or(0);
+            let contiguous = sources[dst..dst + len].iter().enumerate().all(|(i, s)| *s == Some(src + i))
+                && sources[dst + len..].iter().all(Option::is_none);
+            if contiguous { Gather::Run { dst, src, len } } else { Gather::Indexed(sources) }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 mod engine;
 mod mel;
+mod simd;
 
 use std::time::Instant;
 

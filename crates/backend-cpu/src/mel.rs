@@ -1,4 +1,5 @@
-//! The sparse mel projection: each filter stored as its non-zero span only.
+//! The sparse mel projection: each filter stored as its non-zero span only, applied to a
+//! bin-major power table as one AXPY over frames per weight.
 
 use melkit_core::mel::MelFilterbank;
 
@@ -25,14 +26,18 @@ impl SparseMel {
         SparseMel { first_bin, offsets, weights }
     }
 
-    /// `out[m, t] = Σ_k w[m, k] · power[t, k]` for a `[n_frames, n_bins]` power spectrogram.
-    pub fn project(&self, power: &[f32], n_bins: usize, n_frames: usize, out: &mut [f32]) {
-        for (m, row) in out.chunks_exact_mut(n_frames).enumerate() {
-            let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
-            let first = self.first_bin[m];
-            for (t, o) in row.iter_mut().enumerate() {
-                let spectrum = &power[t * n_bins + first..t * n_bins + first + w.len()];
-                *o = w.iter().zip(spectrum).map(|(a, b)| a * b).sum();
+    /// `out[m, f] = Σ_k w[m, k] · power[k, f]` for a `[bin][frame]` power table of `frames`
+    /// columns, into `[mel][frame]`.
+    #[inline(always)]
+    pub fn project(&self, power: &[f32], frames: usize, out: &mut [f32]) {
+        for (m, row) in out.chunks_exact_mut(frames).enumerate() {
+            row.fill(0.0);
+            let weights = &self.weights[self.offsets[m]..self.offsets[m + 1]];
+            for (i, &w) in weights.iter().enumerate() {
+                let bin = self.first_bin[m] + i;
+                for (o, &p) in row.iter_mut().zip(&power[bin * frames..(bin + 1) * frames]) {
+                    *o += w * p;
+                }
             }
         }
     }
@@ -48,15 +53,14 @@ mod tests {
     fn sparse_projection_equals_the_dense_product() {
         let fb = MelFilterbank::new(8000.0, 512, 40, 50.0, 3800.0, MelScale::Htk, MelNorm::None);
         let sparse = SparseMel::new(&fb);
-        let (n_bins, n_frames) = (257, 3);
-        let power: Vec<f32> = (0..n_bins * n_frames).map(|i| ((i * 7919) % 101) as f32).collect();
-        let mut out = vec![0.0; 40 * n_frames];
-        sparse.project(&power, n_bins, n_frames, &mut out);
+        let (n_bins, frames) = (257, 3);
+        let power: Vec<f32> = (0..n_bins * frames).map(|i| ((i * 7919) % 101) as f32).collect();
+        let mut out = vec![f32::NAN; 40 * frames];
+        sparse.project(&power, frames, &mut out);
         for m in 0..40 {
-            for t in 0..n_frames {
-                let dense: f64 =
-                    (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[t * n_bins + k])).sum();
-                assert!((f64::from(out[m * n_frames + t]) - dense).abs() <= 1e-5 * dense.max(1.0));
+            for f in 0..frames {
+                let dense: f64 = (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[k * frames + f])).sum();
+                assert!((f64::from(out[m * frames + f]) - dense).abs() <= 1e-5 * dense.max(1.0));
             }
         }
         // Only the non-zero spans are stored.
