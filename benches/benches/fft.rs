@@ -12,7 +12,8 @@ fn fft(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
 
     let r2c = RealFftPlanner::<f32>::new().plan_fft_forward(n);
-    let (mut input, mut output, mut scratch) = (r2c.make_input_vec(), r2c.make_output_vec(), r2c.make_scratch_vec());
+    let (mut input, mut output, mut scratch) =
+        (r2c.make_input_vec(), r2c.make_output_vec(), r2c.make_scratch_vec());
     let signal: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
     group.bench_function("real_256_f32", |b| {
         b.iter(|| {
@@ -34,7 +35,8 @@ fn fft(c: &mut Criterion) {
 
     let complex = FftPlanner::<f32>::new().plan_fft_forward(n);
     let mut scratch = vec![Complex::default(); complex.get_inplace_scratch_len()];
-    let data: Vec<Complex<f32>> = (0..n).map(|i| Complex::new(signal[i], signal[n - 1 - i])).collect();
+    let data: Vec<Complex<f32>> =
+        (0..n).map(|i| Complex::new(signal[i], signal[n - 1 - i])).collect();
     let mut buffer = data.clone();
     group.bench_function("complex_256_f32 (two real frames)", |b| {
         b.iter(|| {
@@ -44,7 +46,9 @@ fn fft(c: &mut Criterion) {
     });
 
     let batch = 17;
-    let data: Vec<Complex<f32>> = (0..n * batch).map(|i| Complex::new((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos())).collect();
+    let data: Vec<Complex<f32>> = (0..n * batch)
+        .map(|i| Complex::new((i as f32 * 0.37).sin(), (i as f32 * 0.11).cos()))
+        .collect();
     let mut buffer = data.clone();
     group.throughput(Throughput::Elements(batch as u64));
     group.bench_function("complex_256_f32_batch17 (34 real frames)", |b| {

@@ -68,8 +68,6 @@ struct Scratch<T> {
     by_frame: Vec<f32>,
     /// `[bin][frame]` for one tile, as the mel projection takes it.
     power: Vec<f32>,
-    /// `[mel][frame]` for one tile.
-    mels: Vec<f32>,
 }
 
 impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
@@ -106,20 +104,26 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
             by_frame: vec![0.0; plan.n_bins * frames],
             fft: vec![Complex::new(T::zero(), T::zero()); self.fft.get_inplace_scratch_len()],
             power: vec![0.0; plan.n_bins * frames],
-            mels: vec![0.0; plan.n_mels * frames],
         }
     }
 
     /// Every long segment of `batch` into `out` (already checked to fit), in parallel.
-    pub fn compute(&self, plan: &SegmentPlan, batch: &SignalBatch, out: &mut [f32]) -> Result<(), BackendError> {
+    pub fn compute(
+        &self,
+        plan: &SegmentPlan,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<(), BackendError> {
         let samples = batch.samples();
-        out.par_chunks_mut(plan.long_output_len()).zip(batch.long_starts().par_iter()).for_each_init(
-            || self.scratch(plan),
-            |scratch, (dest, &start)| {
-                let long = &samples[start..start + plan.long_len];
-                self.simd.run(|| self.long_segment(plan, long, dest, scratch));
-            },
-        );
+        out.par_chunks_mut(plan.long_output_len())
+            .zip(batch.long_starts().par_iter())
+            .for_each_init(
+                || self.scratch(plan),
+                |scratch, (dest, &start)| {
+                    let long = &samples[start..start + plan.long_len];
+                    self.simd.run(|| self.long_segment(plan, long, dest, scratch));
+                },
+            );
         Ok(())
     }
 
@@ -131,39 +135,57 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
             let shorts = self.tile_shorts.min(plan.n_short - first);
             let frames = shorts * plan.n_frames;
             self.spectra(plan, long, first, frames, s);
-            let (power, mels) = (&s.power[..plan.n_bins * frames], &mut s.mels[..plan.n_mels * frames]);
-            self.mel.project(power, frames, mels);
-            self.scale.apply_f32(mels);
-            // [mel][frame] of the tile -> [short][mel][frame] of the output.
-            for (m, row) in mels.chunks_exact(frames).enumerate() {
-                for (k, values) in row.chunks_exact(plan.n_frames).enumerate() {
-                    let at = (first + k) * per_short + m * plan.n_frames;
-                    dest[at..at + plan.n_frames].copy_from_slice(values);
-                }
-            }
+            let out = &mut dest[first * per_short..(first + shorts) * per_short];
+            self.mel.project(&s.power[..plan.n_bins * frames], frames, plan.n_frames, out);
+            self.scale.apply_f32(out);
         }
     }
 
     /// The power spectra `[bin][frame]` of `frames` frames starting at short segment `first`.
     #[inline(always)]
-    fn spectra(&self, plan: &SegmentPlan, long: &[f32], first: usize, frames: usize, s: &mut Scratch<T>) {
+    fn spectra(
+        &self,
+        plan: &SegmentPlan,
+        long: &[f32],
+        first: usize,
+        frames: usize,
+        s: &mut Scratch<T>,
+    ) {
         let n_bins = plan.n_bins;
         let frame_input = |f: usize| {
             let start = (first + f / plan.n_frames) * plan.short_hop;
             (&long[start..start + plan.short_len], &self.gathers[f % plan.n_frames])
         };
         for a in (0..frames).step_by(2) {
-            let (short, gather) = frame_input(a);
-            fill(&mut s.frame_a, short, gather, &self.window);
+            let (short_a, gather_a) = frame_input(a);
             let has_b = a + 1 < frames;
-            if has_b {
-                let (short, gather) = frame_input(a + 1);
-                fill(&mut s.frame_b, short, gather, &self.window);
-            } else {
-                s.frame_b.fill(T::zero());
-            }
-            for ((c, &re), &im) in s.buffer.iter_mut().zip(&s.frame_a).zip(&s.frame_b) {
-                *c = Complex::new(re, im);
+            let (short_b, gather_b) = frame_input(if has_b { a + 1 } else { a });
+            match (gather_a, gather_b) {
+                // Two frames wholly inside their segments: window both in one pass.
+                (
+                    Gather::Run { dst: 0, src: sa, len: la },
+                    Gather::Run { dst: 0, src: sb, len: lb },
+                ) if has_b && *la == plan.n_fft && *lb == plan.n_fft => {
+                    let (xa, xb) = (&short_a[*sa..sa + la], &short_b[*sb..sb + lb]);
+                    for (((c, &x), &y), &w) in s.buffer.iter_mut().zip(xa).zip(xb).zip(&self.window)
+                    {
+                        *c = Complex::new(
+                            <T as From<f32>>::from(x) * w,
+                            <T as From<f32>>::from(y) * w,
+                        );
+                    }
+                }
+                _ => {
+                    fill(&mut s.frame_a, short_a, gather_a, &self.window);
+                    if has_b {
+                        fill(&mut s.frame_b, short_b, gather_b, &self.window);
+                    } else {
+                        s.frame_b.fill(T::zero());
+                    }
+                    for ((c, &re), &im) in s.buffer.iter_mut().zip(&s.frame_a).zip(&s.frame_b) {
+                        *c = Complex::new(re, im);
+                    }
+                }
             }
             self.fft.process_with_scratch(&mut s.buffer, &mut s.fft);
             let rows = &mut s.by_frame[a * n_bins..(a + 2).min(frames) * n_bins];
@@ -174,37 +196,27 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         match self.power {
             Power::Square => {}
             Power::Magnitude => by_frame.iter_mut().for_each(|p| *p = p.sqrt()),
-            Power::Other(half) => by_frame.iter_mut().for_each(|p| *p = f64::from(*p).powf(half) as f32),
+            Power::Other(half) => {
+                by_frame.iter_mut().for_each(|p| *p = f64::from(*p).powf(half) as f32)
+            }
         }
-        transpose(by_frame, &mut s.power[..n_bins * frames], n_bins, frames);
-    }
-}
-
-/// `[frame][bin]` to `[bin][frame]`, eight frames at a time so that each bin's eight values
-/// are stored together.
-#[inline(always)]
-fn transpose(by_frame: &[f32], by_bin: &mut [f32], n_bins: usize, frames: usize) {
-    let mut f0 = 0;
-    while f0 + 8 <= frames {
-        let row = |j: usize| &by_frame[(f0 + j) * n_bins..(f0 + j + 1) * n_bins];
-        let rows = [row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)];
-        for (k, out) in by_bin.chunks_exact_mut(frames).enumerate() {
-            let block = [rows[0][k], rows[1][k], rows[2][k], rows[3][k], rows[4][k], rows[5][k], rows[6][k], rows[7][k]];
-            out[f0..f0 + 8].copy_from_slice(&block);
-        }
-        f0 += 8;
-    }
-    for f in f0..frames {
-        let row = &by_frame[f * n_bins..(f + 1) * n_bins];
-        for (out, &p) in by_bin.chunks_exact_mut(frames).zip(row) {
-            out[f] = p;
-        }
+        crate::simd::transpose(
+            self.simd,
+            by_frame,
+            &mut s.power[..n_bins * frames],
+            n_bins,
+            frames,
+        );
     }
 }
 
 /// Splits the spectrum `z` of `a + i b` into `|A|²` and `|B|²` over the one-sided bins.
 #[inline(always)]
-fn unpack<T: FftNum + Float + From<f32> + Into<f64>>(z: &[Complex<T>], a: &mut [f32], b: Option<&mut [f32]>) {
+fn unpack<T: FftNum + Float + From<f32> + Into<f64>>(
+    z: &[Complex<T>],
+    a: &mut [f32],
+    b: Option<&mut [f32]>,
+) {
     let n = z.len();
     let n_bins = a.len();
     let quarter = <T as From<f32>>::from(0.25);
@@ -236,7 +248,10 @@ fn fill<T: FftNum + From<f32>>(frame: &mut [T], short: &[f32], gather: &Gather, 
     match gather {
         Gather::Run { dst, src, len } => {
             frame[..*dst].fill(T::zero());
-            let run = frame[*dst..dst + len].iter_mut().zip(&short[*src..src + len]).zip(&window[*dst..dst + len]);
+            let run = frame[*dst..dst + len]
+                .iter_mut()
+                .zip(&short[*src..src + len])
+                .zip(&window[*dst..dst + len]);
             for ((f, &x), &w) in run {
                 *f = <T as From<f32>>::from(x) * w;
             }
@@ -258,8 +273,9 @@ fn gather(plan: &SegmentPlan, t: usize) -> Gather {
         Some(dst) => {
             let len = sources[dst..].iter().take_while(|s| s.is_some()).count();
             let src = sources[dst].unwrap_or(0);
-            let contiguous = sources[dst..dst + len].iter().enumerate().all(|(i, s)| *s == Some(src + i))
-                && sources[dst + len..].iter().all(Option::is_none);
+            let contiguous =
+                sources[dst..dst + len].iter().enumerate().all(|(i, s)| *s == Some(src + i))
+                    && sources[dst + len..].iter().all(Option::is_none);
             if contiguous { Gather::Run { dst, src, len } } else { Gather::Indexed(sources) }
         }
     }

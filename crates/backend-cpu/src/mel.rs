@@ -26,17 +26,21 @@ impl SparseMel {
         SparseMel { first_bin, offsets, weights }
     }
 
-    /// `out[m, f] = Σ_k w[m, k] · power[k, f]` for a `[bin][frame]` power table of `frames`
-    /// columns, into `[mel][frame]`.
+    /// `out[s, m, t] = Σ_k w[m, k] · power[k, s·per + t]` for a `[bin][frame]` power table of
+    /// `frames` columns holding whole short segments of `per` frames each, into the output
+    /// layout `[short][mel][frame]`.
     #[inline(always)]
-    pub fn project(&self, power: &[f32], frames: usize, out: &mut [f32]) {
-        for (m, row) in out.chunks_exact_mut(frames).enumerate() {
-            row.fill(0.0);
-            let weights = &self.weights[self.offsets[m]..self.offsets[m + 1]];
-            for (i, &w) in weights.iter().enumerate() {
-                let bin = self.first_bin[m] + i;
-                for (o, &p) in row.iter_mut().zip(&power[bin * frames..(bin + 1) * frames]) {
-                    *o += w * p;
+    pub fn project(&self, power: &[f32], frames: usize, per: usize, out: &mut [f32]) {
+        let n_mels = self.first_bin.len();
+        for (s, short) in out.chunks_exact_mut(n_mels * per).enumerate() {
+            for (m, row) in short.chunks_exact_mut(per).enumerate() {
+                row.fill(0.0);
+                let weights = &self.weights[self.offsets[m]..self.offsets[m + 1]];
+                for (i, &w) in weights.iter().enumerate() {
+                    let at = (self.first_bin[m] + i) * frames + s * per;
+                    for (o, &p) in row.iter_mut().zip(&power[at..at + per]) {
+                        *o += w * p;
+                    }
                 }
             }
         }
@@ -55,12 +59,18 @@ mod tests {
         let sparse = SparseMel::new(&fb);
         let (n_bins, frames) = (257, 3);
         let power: Vec<f32> = (0..n_bins * frames).map(|i| ((i * 7919) % 101) as f32).collect();
-        let mut out = vec![f32::NAN; 40 * frames];
-        sparse.project(&power, frames, &mut out);
-        for m in 0..40 {
-            for f in 0..frames {
-                let dense: f64 = (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[k * frames + f])).sum();
-                assert!((f64::from(out[m * frames + f]) - dense).abs() <= 1e-5 * dense.max(1.0));
+        // Three frames as one short segment of three frames, then as three of one frame.
+        for per in [3, 1] {
+            let mut out = vec![f32::NAN; 40 * frames];
+            sparse.project(&power, frames, per, &mut out);
+            for m in 0..40 {
+                for f in 0..frames {
+                    let dense: f64 =
+                        (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[k * frames + f])).sum();
+                    let (s, t) = (f / per, f % per);
+                    let got = out[s * 40 * per + m * per + t];
+                    assert!((f64::from(got) - dense).abs() <= 1e-5 * dense.max(1.0));
+                }
             }
         }
         // Only the non-zero spans are stored.

@@ -19,7 +19,8 @@ impl Simd {
             return Simd::Baseline;
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Simd::Avx2Fma;
         }
         Simd::Baseline
@@ -46,4 +47,113 @@ impl Simd {
 #[target_feature(enable = "avx2,fma")]
 fn avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// `[frame][bin]` to `[bin][frame]`: `by_bin[k * frames + f] = by_frame[f * n_bins + k]`.
+#[inline(always)]
+pub fn transpose(simd: Simd, by_frame: &[f32], by_bin: &mut [f32], n_bins: usize, frames: usize) {
+    assert!(by_frame.len() >= n_bins * frames && by_bin.len() >= n_bins * frames);
+    let (mut f0, mut k0) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx2Fma {
+        (f0, k0) = (frames / 8 * 8, n_bins / 8 * 8);
+        for f in (0..f0).step_by(8) {
+            for k in (0..k0).step_by(8) {
+                // SAFETY: AVX2 is present (`simd` came from `detect`), and the block's rows
+                // f..f+8 and columns k..k+8 lie inside both tables (checked by the assert above,
+                // since f + 8 <= frames and k + 8 <= n_bins).
+                #[allow(unsafe_code)]
+                unsafe {
+                    transpose8x8(by_frame, f * n_bins + k, n_bins, by_bin, k * frames + f, frames)
+                };
+            }
+        }
+    }
+    // What the 8x8 blocks did not cover: the last columns of every row, the last rows.
+    for f in 0..frames {
+        let first_k = if f < f0 { k0 } else { 0 };
+        for k in first_k..n_bins {
+            by_bin[k * frames + f] = by_frame[f * n_bins + k];
+        }
+    }
+}
+
+/// Transposes the 8x8 block at `src[at + i * stride + j]` into `dst[to + j * dst_stride + i]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+unsafe fn transpose8x8(
+    src: &[f32],
+    at: usize,
+    stride: usize,
+    dst: &mut [f32],
+    to: usize,
+    dst_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller guarantees that rows at..at + 7 * stride + 8 of `src` and
+    // to..to + 7 * dst_stride + 8 of `dst` are in bounds, and that AVX2 is present.
+    unsafe {
+        let s = src.as_ptr().add(at);
+        let r = [
+            _mm256_loadu_ps(s),
+            _mm256_loadu_ps(s.add(stride)),
+            _mm256_loadu_ps(s.add(2 * stride)),
+            _mm256_loadu_ps(s.add(3 * stride)),
+            _mm256_loadu_ps(s.add(4 * stride)),
+            _mm256_loadu_ps(s.add(5 * stride)),
+            _mm256_loadu_ps(s.add(6 * stride)),
+            _mm256_loadu_ps(s.add(7 * stride)),
+        ];
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let d = dst.as_mut_ptr().add(to);
+        _mm256_storeu_ps(d, _mm256_permute2f128_ps::<0x20>(u0, u4));
+        _mm256_storeu_ps(d.add(dst_stride), _mm256_permute2f128_ps::<0x20>(u1, u5));
+        _mm256_storeu_ps(d.add(2 * dst_stride), _mm256_permute2f128_ps::<0x20>(u2, u6));
+        _mm256_storeu_ps(d.add(3 * dst_stride), _mm256_permute2f128_ps::<0x20>(u3, u7));
+        _mm256_storeu_ps(d.add(4 * dst_stride), _mm256_permute2f128_ps::<0x31>(u0, u4));
+        _mm256_storeu_ps(d.add(5 * dst_stride), _mm256_permute2f128_ps::<0x31>(u1, u5));
+        _mm256_storeu_ps(d.add(6 * dst_stride), _mm256_permute2f128_ps::<0x31>(u2, u6));
+        _mm256_storeu_ps(d.add(7 * dst_stride), _mm256_permute2f128_ps::<0x31>(u3, u7));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition_on_both_paths() {
+        for (n_bins, frames) in [(129, 34), (8, 8), (5, 3), (257, 54), (16, 17)] {
+            let by_frame: Vec<f32> = (0..n_bins * frames).map(|i| i as f32).collect();
+            for simd in [Simd::Baseline, Simd::detect()] {
+                let mut by_bin = vec![f32::NAN; n_bins * frames];
+                transpose(simd, &by_frame, &mut by_bin, n_bins, frames);
+                for f in 0..frames {
+                    for k in 0..n_bins {
+                        assert_eq!(
+                            by_bin[k * frames + f],
+                            by_frame[f * n_bins + k],
+                            "{simd:?} {n_bins}x{frames}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
