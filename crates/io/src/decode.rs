@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use hound::{SampleFormat, WavReader};
+use hound::SampleFormat;
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::DecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
@@ -73,67 +73,144 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-fn decode_wav(file: File, size: u64) -> Result<Audio, DecodeError> {
-    let reader = WavReader::new(BufReader::new(file)).map_err(hound_error)?;
-    let spec = reader.spec();
+fn decode_wav(mut file: File, size: u64) -> Result<Audio, DecodeError> {
+    // hound validates the header and gives the format; the data chunk is then read at once.
+    let spec = hound::WavReader::new(BufReader::new(&file)).map_err(hound_error)?.spec();
     if spec.channels == 0 {
         return Err(DecodeError::Invalid("the header gives 0 channels".into()));
     }
     if spec.sample_rate == 0 {
         return Err(DecodeError::Invalid("the header gives a sample rate of 0 Hz".into()));
     }
+    file.seek(SeekFrom::Start(0))?;
+    let layout = riff_layout(&mut BufReader::new(&file))?;
     let channels = usize::from(spec.channels);
-    // Reserve no more than the file can hold, whatever the header claims.
-    let bytes_per_frame = channels * usize::from(spec.bits_per_sample.div_ceil(8)).max(1);
-    let frames = (reader.len() as usize / channels).min(size as usize / bytes_per_frame);
-    let samples = match (spec.sample_format, spec.bits_per_sample) {
-        (SampleFormat::Int, 1..=8) => mix(reader.into_samples::<i8>(), channels, 128.0, frames),
-        (SampleFormat::Int, 9..=16) => mix(reader.into_samples::<i16>(), channels, 32768.0, frames),
-        (SampleFormat::Int, 17..=24) => {
-            mix(reader.into_samples::<i32>(), channels, 8_388_608.0, frames)
-        }
-        (SampleFormat::Int, 25..=32) => {
-            mix(reader.into_samples::<i32>(), channels, 2_147_483_648.0, frames)
-        }
-        (SampleFormat::Float, 32) => mix(reader.into_samples::<f32>(), channels, 1.0, frames),
-        (format, bits) => {
-            return Err(DecodeError::Unsupported(format!("{bits}-bit {format:?} WAV samples")));
-        }
-    }?;
+    let container = layout.block_align / channels.max(1);
+    let format = SampleKind::of(spec.sample_format, container).ok_or_else(|| {
+        DecodeError::Unsupported(format!(
+            "{}-bit {:?} WAV samples in {container}-byte containers",
+            spec.bits_per_sample, spec.sample_format
+        ))
+    })?;
+    // Never reserve more than the file can hold, whatever the header claims.
+    let mut data = Vec::with_capacity(layout.data_len.min(size) as usize);
+    file.seek(SeekFrom::Start(layout.data_start))?;
+    file.take(layout.data_len).read_to_end(&mut data)?;
+    if (data.len() as u64) < layout.data_len {
+        return Err(DecodeError::Invalid(
+            "the WAV data ends before its header says it does".into(),
+        ));
+    }
+    let samples = format.mono(&data, channels);
     Ok(Audio { samples, sample_rate: spec.sample_rate, channels: spec.channels })
 }
 
-/// Averages interleaved samples over `channels`, dividing by `full_scale`.
-fn mix<S, I>(
-    samples: I,
-    channels: usize,
-    full_scale: f64,
-    frames: usize,
-) -> Result<Vec<f32>, DecodeError>
-where
-    S: hound::Sample + Into<f64>,
-    I: Iterator<Item = hound::Result<S>>,
-{
-    let mut out = Vec::with_capacity(frames);
-    let scale = 1.0 / (full_scale * channels as f64);
-    let (mut sum, mut count) = (0.0f64, 0);
-    for sample in samples {
-        sum += sample
-            .map_err(|e| match e {
-                // Reading stops short of the length in the header: the file was cut.
-                hound::Error::IoError(_) => {
-                    DecodeError::Invalid("the WAV data ends before its header says it does".into())
+/// Where a (validated) WAV file keeps its samples.
+struct RiffLayout {
+    block_align: usize,
+    data_start: u64,
+    data_len: u64,
+}
+
+/// Walks the RIFF chunks up to `data`, noting the frame size from `fmt `.
+fn riff_layout(reader: &mut impl Read) -> Result<RiffLayout, DecodeError> {
+    let bad = |what: &str| DecodeError::Invalid(format!("WAV: {what}"));
+    let mut head = [0u8; 12];
+    reader.read_exact(&mut head)?;
+    let (mut at, mut block_align) = (12u64, None);
+    loop {
+        let mut chunk = [0u8; 8];
+        reader.read_exact(&mut chunk).map_err(|_| bad("no data chunk"))?;
+        let len = u64::from(u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]));
+        at += 8;
+        match &chunk[..4] {
+            b"data" => {
+                let block_align =
+                    block_align.ok_or_else(|| bad("the data chunk comes before fmt"))?;
+                return Ok(RiffLayout { block_align, data_start: at, data_len: len });
+            }
+            b"fmt " => {
+                let mut fmt = vec![0u8; len.min(1024) as usize];
+                reader.read_exact(&mut fmt)?;
+                if fmt.len() < 16 {
+                    return Err(bad("the fmt chunk is too short"));
                 }
-                other => hound_error(other),
-            })?
-            .into();
-        count += 1;
-        if count == channels {
-            out.push((sum * scale) as f32);
-            (sum, count) = (0.0, 0);
+                block_align = Some(usize::from(u16::from_le_bytes([fmt[12], fmt[13]])));
+                std::io::copy(
+                    &mut reader.take(len - fmt.len() as u64 + (len & 1)),
+                    &mut std::io::sink(),
+                )?;
+            }
+            _ => {
+                std::io::copy(&mut reader.take(len + (len & 1)), &mut std::io::sink())?;
+            }
+        }
+        at += len + (len & 1);
+    }
+}
+
+/// How the samples of a WAV data chunk are stored.
+#[derive(Clone, Copy, Debug)]
+enum SampleKind {
+    U8,
+    I16,
+    I24,
+    I32,
+    F32,
+}
+
+impl SampleKind {
+    fn of(format: SampleFormat, bytes: usize) -> Option<Self> {
+        match (format, bytes) {
+            (SampleFormat::Int, 1) => Some(SampleKind::U8),
+            (SampleFormat::Int, 2) => Some(SampleKind::I16),
+            (SampleFormat::Int, 3) => Some(SampleKind::I24),
+            (SampleFormat::Int, 4) => Some(SampleKind::I32),
+            (SampleFormat::Float, 4) => Some(SampleKind::F32),
+            _ => None,
         }
     }
-    Ok(out)
+
+    fn bytes(self) -> usize {
+        match self {
+            SampleKind::U8 => 1,
+            SampleKind::I16 => 2,
+            SampleKind::I24 => 3,
+            SampleKind::I32 | SampleKind::F32 => 4,
+        }
+    }
+
+    /// One sample in [-1, 1): integers divided by their container's full scale (libsndfile's
+    /// rule, which also suits left-justified samples narrower than their container).
+    #[inline(always)]
+    fn value(self, b: &[u8]) -> f32 {
+        match self {
+            SampleKind::U8 => (f32::from(b[0]) - 128.0) * (1.0 / 128.0),
+            SampleKind::I16 => f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32768.0),
+            SampleKind::I24 => {
+                (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * (1.0 / 8_388_608.0)
+            }
+            SampleKind::I32 => {
+                i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * (1.0 / 2_147_483_648.0)
+            }
+            SampleKind::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        }
+    }
+
+    /// The mean of the channels of every whole frame of `data`.
+    fn mono(self, data: &[u8], channels: usize) -> Vec<f32> {
+        let width = self.bytes();
+        if channels == 1 {
+            return data.chunks_exact(width).map(|b| self.value(b)).collect();
+        }
+        let scale = 1.0 / channels as f64;
+        data.chunks_exact(width * channels)
+            .map(|frame| {
+                let sum: f64 = frame.chunks_exact(width).map(|b| f64::from(self.value(b))).sum();
+                (sum * scale) as f32
+            })
+            .collect()
+    }
 }
 
 fn hound_error(e: hound::Error) -> DecodeError {

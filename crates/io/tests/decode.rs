@@ -136,3 +136,33 @@ fn unreadable_inputs_say_why() {
         "invalid audio: the WAV data ends before its header says it does"
     );
 }
+
+#[test]
+fn chunks_before_the_data_are_skipped() {
+    // RIFF/WAVE, fmt (16-bit mono 8 kHz), a LIST chunk, then data and trailing bytes.
+    let mut bytes = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(&8000u32.to_le_bytes());
+    bytes.extend_from_slice(&16000u32.to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"LIST");
+    bytes.extend_from_slice(&4u32.to_le_bytes());
+    bytes.extend_from_slice(b"abcd");
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&6u32.to_le_bytes());
+    for v in [16384i16, -32768, 1] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(b"junk after the data");
+    let riff_len = (bytes.len() - 8) as u32;
+    bytes[4..8].copy_from_slice(&riff_len.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("list.wav");
+    std::fs::write(&path, bytes).unwrap();
+    let audio = decode_file(&path).unwrap();
+    assert_eq!(audio.samples, [0.5, -1.0, 1.0 / 32768.0]);
+}
