@@ -12,9 +12,9 @@
 //! computes it (one more than the exact ceiling for some rate pairs, e.g. 220500 samples at
 //! 44100 Hz give 120001 at 24000 Hz).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::f64::consts::PI;
+use std::sync::{Arc, Mutex};
 
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
@@ -30,71 +30,119 @@ const STOPBAND_BEGIN: f64 = 1.0;
 /// soxr HQ's stopband attenuation: 20 bits, `21 × 20 log10(2)` dB.
 const ATTENUATION_DB: f64 = 126.4;
 
-/// One rate pair's resampler and the filter that shapes and aligns its output.
-struct Converter {
-    fft: Fft<f64>,
-    /// Zero-phase taps `h[-half..=half]` at the lower rate, centred on the measured advance.
-    taps: Vec<f64>,
+/// Source rates melkit resamples from, in Hz.
+pub const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1..=1_536_000;
+
+/// The length librosa gives `n` samples resampled from `from` to `to` Hz:
+/// `int(np.ceil(n * (float(to) / from)))`.
+pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
+    (n as f64 * (f64::from(to) / f64::from(from))).ceil() as usize
+}
+
+/// A rate pair's shaping filter, designed (and rubato's delay measured) once per process.
+struct Design {
+    /// Zero-phase taps `h[-half..=half]` at the lower rate, centred on rubato's advance,
+    /// stored from `h[half]` down to `h[-half]`.
+    reversed: Vec<f64>,
     half: usize,
     /// Upsampling: the filter runs on the input, before rubato.
     before: bool,
 }
 
-thread_local! {
-    /// Converters are costly to build: each thread keeps one per rate pair.
-    static CONVERTERS: RefCell<HashMap<(u32, u32), Converter>> = RefCell::new(HashMap::new());
+/// Every design made so far, shared by all threads.
+static DESIGNS: Mutex<Option<HashMap<(u32, u32), Arc<Design>>>> = Mutex::new(None);
+
+/// rubato's synchronous resampler with one long FFT block (its filter then passes almost to
+/// Nyquist).
+fn rubato(from: u32, to: u32) -> Result<Fft<f64>, String> {
+    let block_in = (MIN_BLOCK_OUT as u64 * u64::from(from)).div_ceil(u64::from(to)) as usize;
+    Fft::<f64>::new_custom(
+        from as usize,
+        to as usize,
+        block_in,
+        1,
+        1,
+        WindowFunction::BlackmanHarris2,
+        FixedSync::Input,
+    )
+    .map_err(|e| e.to_string())
 }
 
-impl Converter {
-    fn new(from: u32, to: u32) -> Result<Self, String> {
-        let block_in = (MIN_BLOCK_OUT as u64 * u64::from(from)).div_ceil(u64::from(to)) as usize;
-        let fft = Fft::<f64>::new_custom(
-            from as usize,
-            to as usize,
-            block_in,
-            1,
-            1,
-            WindowFunction::BlackmanHarris2,
-            FixedSync::Input,
-        )
-        .map_err(|e| e.to_string())?;
-        let before = to > from;
-        let mut converter = Converter { fft, taps: vec![1.0], half: 0, before };
-        // rubato's advance in output samples, as a delay at the rate the filter runs at.
-        let advance = converter.measure_advance(from, to)?;
-        let advance = if before { advance * f64::from(from) / f64::from(to) } else { advance };
-        (converter.taps, converter.half) = soxr_like_taps(from.min(to), advance);
-        Ok(converter)
+fn design(from: u32, to: u32) -> Result<Arc<Design>, String> {
+    let known = DESIGNS.lock().ok().and_then(|d| d.as_ref()?.get(&(from, to)).cloned());
+    if let Some(design) = known {
+        return Ok(design);
+    }
+    let before = to > from;
+    let mut stage = RubatoStage::new(rubato(from, to)?);
+    // rubato's advance in output samples, as a delay at the rate the filter runs at.
+    let advance = stage.measure_advance(from, to)?;
+    let advance = if before { advance * f64::from(from) / f64::from(to) } else { advance };
+    let (mut reversed, half) = soxr_like_taps(from.min(to), advance);
+    reversed.reverse();
+    let design = Arc::new(Design { reversed, half, before });
+    if let Ok(mut designs) = DESIGNS.lock() {
+        designs.get_or_insert_with(HashMap::new).insert((from, to), design.clone());
+    }
+    Ok(design)
+}
+
+/// rubato fed chunk by chunk, its start-up delay dropped (as its `process_all` does).
+struct RubatoStage {
+    fft: Fft<f64>,
+    pending: Vec<f64>,
+    skip: usize,
+    chunk_out: Vec<f64>,
+    produced: usize,
+}
+
+impl RubatoStage {
+    fn new(fft: Fft<f64>) -> Self {
+        let skip = fft.output_delay();
+        let chunk_out = vec![0.0; fft.output_frames_max()];
+        RubatoStage { fft, pending: Vec::new(), skip, chunk_out, produced: 0 }
     }
 
-    fn rubato(&mut self, input: &[f64]) -> Result<Vec<f64>, String> {
+    fn chunk(&mut self, input: &[f64], out: &mut Vec<f64>) -> Result<(), String> {
         let adapter = InterleavedSlice::new(input, 1, input.len()).map_err(|e| e.to_string())?;
-        let out = self.fft.process_all(&adapter, input.len(), None).map_err(|e| e.to_string())?;
-        Ok(out.take_data())
+        let capacity = self.chunk_out.len();
+        let mut target = InterleavedSlice::new_mut(&mut self.chunk_out, 1, capacity)
+            .map_err(|e| e.to_string())?;
+        let (_, written) =
+            self.fft.process_into_buffer(&adapter, &mut target, None).map_err(|e| e.to_string())?;
+        let dropped = self.skip.min(written);
+        self.skip -= dropped;
+        out.extend_from_slice(&self.chunk_out[dropped..written]);
+        self.produced += written - dropped;
+        Ok(())
     }
 
-    /// `input` resampled to `len` samples, shaped and aligned.
-    fn run(&mut self, input: &[f64], len: usize) -> Result<Vec<f64>, String> {
-        let mut out = if self.before {
-            let filtered = self.filter(input);
-            self.rubato(&filtered)?
-        } else {
-            let raw = self.rubato(input)?;
-            self.filter(&raw)
-        };
-        out.resize(len, 0.0);
-        Ok(out)
+    /// Feeds `input`; appends what rubato gives back.
+    fn push(&mut self, input: &[f64], out: &mut Vec<f64>) -> Result<(), String> {
+        self.pending.extend_from_slice(input);
+        let mut start = 0;
+        while self.pending.len() - start >= self.fft.input_frames_next() {
+            let n = self.fft.input_frames_next();
+            let chunk = self.pending[start..start + n].to_vec();
+            self.chunk(&chunk, out)?;
+            start += n;
+        }
+        self.pending.drain(..start);
+        Ok(())
     }
 
-    /// `y[i] = Σ_k h[k] x[i - k]` for k in `-half..=half`, zeros outside the signal.
-    fn filter(&self, x: &[f64]) -> Vec<f64> {
-        let (half, len) = (self.half as isize, x.len() as isize);
-        (0..len)
-            .map(|i| {
-                let (lo, hi) = ((i - (len - 1)).max(-half), i.min(half));
-                (lo..=hi).map(|k| self.taps[(k + half) as usize] * x[(i - k) as usize]).sum()
-            })
-            .collect()
+    /// Pads the input with zeros until `total` output samples have come out; appends them.
+    fn finish(&mut self, total: usize, out: &mut Vec<f64>) -> Result<(), String> {
+        while self.produced < total {
+            let n = self.fft.input_frames_next();
+            let mut chunk = std::mem::take(&mut self.pending);
+            chunk.resize(n, 0.0);
+            self.chunk(&chunk, out)?;
+        }
+        let excess = self.produced - total;
+        out.truncate(out.len() - excess.min(out.len()));
+        self.produced = total;
+        Ok(())
     }
 
     /// How many output samples early rubato's output of a steady tone well inside the
@@ -104,7 +152,9 @@ impl Converter {
         let n = 4 * self.fft.input_frames_max().max(from as usize);
         let input: Vec<f64> =
             (0..n).map(|i| (2.0 * PI * hz * i as f64 / f64::from(from)).sin()).collect();
-        let out = self.rubato(&input)?;
+        let mut out = Vec::new();
+        self.push(&input, &mut out)?;
+        self.finish(resampled_len(n, from, to), &mut out)?;
         let (mut ys, mut yc, mut ss, mut cc, mut sc) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (i, &y) in out.iter().enumerate().take(3 * out.len() / 4).skip(out.len() / 4) {
             let (s, c) = (2.0 * PI * hz * i as f64 / f64::from(to)).sin_cos();
@@ -119,6 +169,151 @@ impl Converter {
             Err(format!("cannot measure the resampler's delay (fit {a}, {b})"))
         }
     }
+}
+
+/// The zero-phase FIR fed chunk by chunk: `y[i] = Σ_k h[k] x[i - k]` for k in `-half..=half`,
+/// with zeros before the signal and after its end.
+struct FirStage {
+    design: Arc<Design>,
+    /// Samples from absolute index `start` on (the history the next outputs need).
+    x: Vec<f64>,
+    start: usize,
+    /// The next output index.
+    next: usize,
+}
+
+impl FirStage {
+    fn new(design: Arc<Design>) -> Self {
+        FirStage { design, x: Vec::new(), start: 0, next: 0 }
+    }
+
+    /// Feeds `input`; appends every output whose inputs are all known. With `end` (the
+    /// signal's length, known at its end) every output up to it is emitted.
+    fn push(&mut self, input: &[f64], end: Option<usize>, out: &mut Vec<f64>) {
+        self.x.extend_from_slice(input);
+        let half = self.design.half as isize;
+        let available = self.start + self.x.len();
+        let stop = match end {
+            Some(end) => end,
+            None => available.saturating_sub(self.design.half),
+        };
+        let len = end.map_or(isize::MAX, |e| e as isize);
+        for i in self.next as isize..stop as isize {
+            // Σ_k h[k] x[i - k] over the k whose x is inside the signal, written as a dot
+            // product of the reversed taps with a contiguous run of x.
+            let (lo, hi) = ((i - (len - 1)).max(-half), i.min(half));
+            let x_first = (i - hi) as usize - self.start;
+            let taps_first = (half - hi) as usize;
+            let n = (hi - lo + 1) as usize;
+            out.push(dot(
+                &self.design.reversed[taps_first..taps_first + n],
+                &self.x[x_first..x_first + n],
+            ));
+        }
+        self.next = self.next.max(stop);
+        // Keep the history the next output needs: x[next - half ..].
+        let keep_from = self.next.saturating_sub(self.design.half).max(self.start);
+        self.x.drain(..keep_from - self.start);
+        self.start = keep_from;
+    }
+}
+
+/// Resampling from `from` to `to` Hz fed chunk by chunk, for files too long to hold: the
+/// output is the same, sample for sample, as [`resample`] of the whole signal.
+pub struct StreamResampler {
+    from: u32,
+    to: u32,
+    rubato: RubatoStage,
+    fir: FirStage,
+    before: bool,
+    consumed: usize,
+}
+
+impl StreamResampler {
+    /// A resampler from `from` to `to` Hz.
+    ///
+    /// # Errors
+    /// Rates outside [`SOURCE_RATES`], or a resampler that cannot be built for them.
+    pub fn new(from: u32, to: u32) -> Result<Self, DecodeError> {
+        let fail = |reason: String| DecodeError::Resample { from, to, reason };
+        if !SOURCE_RATES.contains(&from) || !SOURCE_RATES.contains(&to) {
+            return Err(fail(format!(
+                "rates must be from {} to {} Hz",
+                SOURCE_RATES.start(),
+                SOURCE_RATES.end()
+            )));
+        }
+        let design = design(from, to).map_err(fail)?;
+        Ok(StreamResampler {
+            from,
+            to,
+            rubato: RubatoStage::new(rubato(from, to).map_err(fail)?),
+            before: design.before,
+            fir: FirStage::new(design),
+            consumed: 0,
+        })
+    }
+
+    fn fail(&self, reason: String) -> DecodeError {
+        DecodeError::Resample { from: self.from, to: self.to, reason }
+    }
+
+    /// Feeds `input`; appends the output that is ready.
+    ///
+    /// # Errors
+    /// The resampler fails.
+    pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), DecodeError> {
+        self.consumed += input.len();
+        let input: Vec<f64> = input.iter().map(|&x| f64::from(x)).collect();
+        let mut staged = Vec::new();
+        let mut done = Vec::new();
+        if self.before {
+            self.fir.push(&input, None, &mut staged);
+            self.rubato.push(&staged, &mut done).map_err(|e| self.fail(e))?;
+        } else {
+            self.rubato.push(&input, &mut staged).map_err(|e| self.fail(e))?;
+            self.fir.push(&staged, None, &mut done);
+        }
+        out.extend(done.into_iter().map(|x| x as f32));
+        Ok(())
+    }
+
+    /// Ends the input; appends the rest, so that the whole output has
+    /// [`resampled_len`]`(input length)` samples.
+    ///
+    /// # Errors
+    /// The resampler fails.
+    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), DecodeError> {
+        let expected = resampled_len(self.consumed, self.from, self.to);
+        let mut done = Vec::new();
+        if self.before {
+            let mut staged = Vec::new();
+            self.fir.push(&[], Some(self.consumed), &mut staged);
+            self.rubato.push(&staged, &mut done).map_err(|e| self.fail(e))?;
+            self.rubato.finish(expected, &mut done).map_err(|e| self.fail(e))?;
+        } else {
+            let mut staged = Vec::new();
+            self.rubato.finish(expected, &mut staged).map_err(|e| self.fail(e))?;
+            self.fir.push(&staged, Some(expected), &mut done);
+        }
+        out.extend(done.into_iter().map(|x| x as f32));
+        Ok(())
+    }
+}
+
+/// `Σ a[j] b[j]` with eight running sums (so that it vectorises; the order is fixed, so the
+/// result is the same wherever it runs).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut sums = [0.0f64; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (a8.remainder(), b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        for j in 0..8 {
+            sums[j] += x[j] * y[j];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
 }
 
 /// The zeroth-order modified Bessel function of the first kind (series; converges fast for the
@@ -141,7 +336,7 @@ fn bessel_i0(x: f64) -> f64 {
 fn soxr_like_taps(rate: u32, delay: f64) -> (Vec<f64>, usize) {
     let rate = f64::from(rate);
     let nyquist = rate / 2.0;
-    // Cut-off and transition width in cycles per output sample.
+    // Cut-off and transition width in cycles per sample.
     let cutoff = (PASSBAND_END + STOPBAND_BEGIN) / 2.0 * nyquist / rate;
     let transition = (STOPBAND_BEGIN - PASSBAND_END) * nyquist / rate;
     let beta = 0.1102 * (ATTENUATION_DB - 8.7);
@@ -165,48 +360,19 @@ fn soxr_like_taps(rate: u32, delay: f64) -> (Vec<f64>, usize) {
     (h, half)
 }
 
-/// Source rates melkit resamples from, in Hz.
-pub const SOURCE_RATES: std::ops::RangeInclusive<u32> = 1..=1_536_000;
-
-/// The length librosa gives `n` samples resampled from `from` to `to` Hz:
-/// `int(np.ceil(n * (float(to) / from)))`.
-pub fn resampled_len(n: usize, from: u32, to: u32) -> usize {
-    (n as f64 * (f64::from(to) / f64::from(from))).ceil() as usize
-}
-
 /// `samples` at `from` Hz resampled to `to` Hz (a copy when the rates are equal).
 ///
 /// # Errors
-/// The resampler cannot be built for these rates.
+/// Rates outside [`SOURCE_RATES`], or a resampler that cannot be built for them.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, DecodeError> {
     if from == to {
         return Ok(samples.to_vec());
     }
-    let fail = |reason: String| DecodeError::Resample { from, to, reason };
-    if !SOURCE_RATES.contains(&from) || !SOURCE_RATES.contains(&to) {
-        return Err(fail(format!(
-            "rates must be from {} to {} Hz",
-            SOURCE_RATES.start(),
-            SOURCE_RATES.end()
-        )));
-    }
-    let n = samples.len();
-    let expected = resampled_len(n, from, to);
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let input: Vec<f64> = samples.iter().map(|&x| f64::from(x)).collect();
-    let output = CONVERTERS.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        let converter = match cache.entry((from, to)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Converter::new(from, to).map_err(fail)?)
-            }
-        };
-        converter.run(&input, expected).map_err(fail)
-    })?;
-    Ok(output.into_iter().map(|x| x as f32).collect())
+    let mut stream = StreamResampler::new(from, to)?;
+    let mut out = Vec::with_capacity(resampled_len(samples.len(), from, to));
+    stream.process(samples, &mut out)?;
+    stream.finish(&mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -274,6 +440,23 @@ mod tests {
                 // Above the new Nyquist frequency nothing may alias back.
                 let g = gain(from, to, 1.05);
                 assert!(g < 1e-5, "{from}->{to} at 1.05: {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_in_any_chunks_gives_the_same_samples() {
+        for (from, to) in [(16000, 4096), (44100, 4096), (4096, 11025), (8000, 4096)] {
+            let input = tone(from, 440.0, from as usize * 3 + 77);
+            let whole = resample(&input, from, to).unwrap();
+            for chunk in [1, 997, 4096, 10_000] {
+                let mut stream = StreamResampler::new(from, to).unwrap();
+                let mut out = Vec::new();
+                for piece in input.chunks(chunk) {
+                    stream.process(piece, &mut out).unwrap();
+                }
+                stream.finish(&mut out).unwrap();
+                assert_eq!(out, whole, "{from}->{to} in chunks of {chunk}");
             }
         }
     }
