@@ -49,8 +49,11 @@ struct Design {
     before: bool,
 }
 
+/// The designs made so far, by rate pair.
+type Designs = HashMap<(u32, u32), Arc<Design>>;
+
 /// Every design made so far, shared by all threads.
-static DESIGNS: Mutex<Option<HashMap<(u32, u32), Arc<Design>>>> = Mutex::new(None);
+static DESIGNS: Mutex<Option<Designs>> = Mutex::new(None);
 
 /// rubato's synchronous resampler with one long FFT block (its filter then passes almost to
 /// Nyquist).
