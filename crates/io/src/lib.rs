@@ -9,8 +9,10 @@ pub mod h5;
 pub mod npy;
 pub mod output;
 pub mod resample;
+pub mod writer;
 
 pub use decode::{Audio, decode_file};
 pub use error::{DecodeError, WriteError};
 pub use output::{Compression, Dtype, OutputFormat, OutputTensor, TensorMeta, write_tensor};
-pub use resample::resample;
+pub use resample::{StreamResampler, resample, resampled_len};
+pub use writer::TensorWriter;

@@ -5,8 +5,8 @@ use std::path::Path;
 
 pub use melkit_core::config::Dtype;
 
-use crate::atomic::write_atomic;
 use crate::error::WriteError;
+use crate::writer::TensorWriter;
 
 /// The axes of every tensor melkit writes.
 pub const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
@@ -164,7 +164,6 @@ pub fn write_tensor(
     format: OutputFormat,
     tensor: &OutputTensor<'_>,
 ) -> Result<(), WriteError> {
-    check_options(format, tensor.compression)?;
     if tensor.shape.iter().product::<usize>() != tensor.data.len() {
         return Err(WriteError::Unsupported(format!(
             "shape {:?} does not hold {} values",
@@ -172,14 +171,17 @@ pub fn write_tensor(
             tensor.data.len()
         )));
     }
-    write_atomic(path, tensor.sync, |temp| match format {
-        #[cfg(feature = "hdf5")]
-        OutputFormat::H5 => crate::h5::write_h5(temp, tensor),
-        #[cfg(not(feature = "hdf5"))]
-        OutputFormat::H5 => unreachable!("checked by check_options"),
-        OutputFormat::Npy => crate::npy::write_npy(temp, tensor),
-        OutputFormat::Npz => crate::npy::write_npz(temp, tensor),
-    })
+    let mut writer = TensorWriter::create(
+        path,
+        format,
+        &tensor.meta,
+        tensor.shape,
+        tensor.compression,
+        tensor.dtype,
+        tensor.sync,
+    )?;
+    writer.write(tensor.data)?;
+    writer.finish()
 }
 
 #[cfg(test)]
