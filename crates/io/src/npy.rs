@@ -34,7 +34,7 @@ pub fn descr(dtype: Dtype) -> &'static str {
     }
 }
 
-/// Writes `values` as little-endian `dtype`, through `scratch` (a few dozen KiB at a time).
+/// Writes `values` as little-endian `dtype` (f16 through `scratch`, a few dozen KiB at a time).
 ///
 /// # Errors
 /// The writer fails.
@@ -42,17 +42,28 @@ pub fn write_values<W: Write>(
     writer: &mut W,
     values: &[f32],
     dtype: Dtype,
-    scratch: &mut Vec<u8>,
+    scratch: &mut Vec<f16>,
 ) -> Result<(), WriteError> {
-    for part in values.chunks(16 * 1024) {
-        scratch.clear();
-        match dtype {
-            Dtype::F32 => part.iter().for_each(|v| scratch.extend_from_slice(&v.to_le_bytes())),
-            Dtype::F16 => part
-                .iter()
-                .for_each(|v| scratch.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+    match dtype {
+        Dtype::F32 if cfg!(target_endian = "little") => {
+            writer.write_all(bytemuck::cast_slice(values))?
         }
-        writer.write_all(scratch)?;
+        Dtype::F32 => {
+            for v in values {
+                writer.write_all(&v.to_le_bytes())?;
+            }
+        }
+        Dtype::F16 => {
+            for part in values.chunks(16 * 1024) {
+                scratch.clear();
+                scratch.extend(part.iter().map(|&v| f16::from_f32(v)));
+                if cfg!(target_endian = "little") {
+                    writer.write_all(bytemuck::cast_slice(scratch))?;
+                } else {
+                    scratch.iter().try_for_each(|h| writer.write_all(&h.to_le_bytes()))?;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -31,7 +31,7 @@ pub struct TensorWriter {
     written: usize,
     dtype: Dtype,
     sync: bool,
-    scratch: Vec<u8>,
+    scratch: Vec<half::f16>,
 }
 
 fn npy_error(e: impl std::fmt::Display) -> WriteError {
