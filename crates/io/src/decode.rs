@@ -35,31 +35,121 @@ impl Audio {
     }
 }
 
-/// Decodes a file to mono f32.
+/// Decodes a whole file to mono f32.
 ///
 /// # Errors
 /// The file cannot be read, is not audio melkit reads, or its header or data are invalid.
 pub fn decode_file(path: &Path) -> Result<Audio, DecodeError> {
-    let mut file = File::open(path)?;
-    let size = file.metadata()?.len();
-    let mut head = [0u8; 12];
-    let got = read_up_to(&mut file, &mut head)?;
-    if got == 0 {
-        return Err(DecodeError::Invalid("the file is empty".into()));
-    }
-    file.seek(SeekFrom::Start(0))?;
-    if got == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-        match decode_wav(file, size) {
-            Err(DecodeError::Unsupported(reason)) => {
-                // hound reads most WAVs; symphonia reads a few more (64-bit float).
-                decode_symphonia(File::open(path)?, path)
-                    .map_err(|_| DecodeError::Unsupported(reason))
-            }
-            other => other,
+    let mut stream = AudioStream::open(path)?;
+    let mut samples = Vec::with_capacity(stream.frames().min(1 << 28) as usize);
+    while stream.read(1 << 20, &mut samples)? > 0 {}
+    Ok(Audio { samples, sample_rate: stream.sample_rate(), channels: stream.channels() })
+}
+
+/// An open audio file read a block at a time, mixed to mono: WAV streams from disk; other
+/// formats are decoded whole when opened.
+pub struct AudioStream {
+    sample_rate: u32,
+    channels: u16,
+    frames: u64,
+    source: Source,
+}
+
+enum Source {
+    Wav(WavSource),
+    Decoded { samples: Vec<f32>, pos: usize },
+}
+
+/// A WAV data chunk read from the file as it is needed.
+struct WavSource {
+    file: File,
+    kind: SampleKind,
+    channels: usize,
+    /// Bytes of whole frames left in the data chunk.
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl AudioStream {
+    /// Opens `path`, recognising the format from its content.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not audio melkit reads, or its header is invalid.
+    pub fn open(path: &Path) -> Result<Self, DecodeError> {
+        let mut file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut head = [0u8; 12];
+        let got = read_up_to(&mut file, &mut head)?;
+        if got == 0 {
+            return Err(DecodeError::Invalid("the file is empty".into()));
         }
-    } else {
-        decode_symphonia(file, path)
+        file.seek(SeekFrom::Start(0))?;
+        let decoded = if got == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+            match open_wav(file, size) {
+                Err(DecodeError::Unsupported(reason)) => {
+                    // hound reads most WAVs; symphonia reads a few more (64-bit float).
+                    decode_symphonia(File::open(path)?, path)
+                        .map_err(|_| DecodeError::Unsupported(reason))?
+                }
+                other => return other,
+            }
+        } else {
+            decode_symphonia(file, path)?
+        };
+        Ok(AudioStream {
+            sample_rate: decoded.sample_rate,
+            channels: decoded.channels,
+            frames: decoded.samples.len() as u64,
+            source: Source::Decoded { samples: decoded.samples, pos: 0 },
+        })
     }
+
+    /// The file's sample rate in Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// The file's channel count (averaged into the samples read).
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// The number of (mono) samples the file holds.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Appends up to `max` mono samples to `out`; returns how many (0 at the end).
+    ///
+    /// # Errors
+    /// The file cannot be read, or ends before its header says it does.
+    pub fn read(&mut self, max: usize, out: &mut Vec<f32>) -> Result<usize, DecodeError> {
+        match &mut self.source {
+            Source::Decoded { samples, pos } => {
+                let n = max.min(samples.len() - *pos);
+                out.extend_from_slice(&samples[*pos..*pos + n]);
+                *pos += n;
+                Ok(n)
+            }
+            Source::Wav(wav) => {
+                let frame = wav.kind.bytes() * wav.channels;
+                let bytes = (wav.remaining.min((max * frame) as u64)) as usize;
+                wav.buf.resize(bytes, 0);
+                wav.file.read_exact(&mut wav.buf).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => truncated(),
+                    _ => DecodeError::Io(e),
+                })?;
+                wav.remaining -= bytes as u64;
+                let before = out.len();
+                wav.kind.mono(&wav.buf, wav.channels, out);
+                Ok(out.len() - before)
+            }
+        }
+    }
+}
+
+fn truncated() -> DecodeError {
+    DecodeError::Invalid("the WAV data ends before its header says it does".into())
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -73,8 +163,8 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-fn decode_wav(mut file: File, size: u64) -> Result<Audio, DecodeError> {
-    // hound validates the header and gives the format; the data chunk is then read at once.
+/// A WAV stream positioned at its data; its format checked by hound.
+fn open_wav(mut file: File, size: u64) -> Result<AudioStream, DecodeError> {
     let spec = hound::WavReader::new(BufReader::new(&file)).map_err(hound_error)?.spec();
     if spec.channels == 0 {
         return Err(DecodeError::Invalid("the header gives 0 channels".into()));
@@ -86,23 +176,29 @@ fn decode_wav(mut file: File, size: u64) -> Result<Audio, DecodeError> {
     let layout = riff_layout(&mut BufReader::new(&file))?;
     let channels = usize::from(spec.channels);
     let container = layout.block_align / channels.max(1);
-    let format = SampleKind::of(spec.sample_format, container).ok_or_else(|| {
+    let kind = SampleKind::of(spec.sample_format, container).ok_or_else(|| {
         DecodeError::Unsupported(format!(
             "{}-bit {:?} WAV samples in {container}-byte containers",
             spec.bits_per_sample, spec.sample_format
         ))
     })?;
-    // Never reserve more than the file can hold, whatever the header claims.
-    let mut data = Vec::with_capacity(layout.data_len.min(size) as usize);
-    file.seek(SeekFrom::Start(layout.data_start))?;
-    file.take(layout.data_len).read_to_end(&mut data)?;
-    if (data.len() as u64) < layout.data_len {
-        return Err(DecodeError::Invalid(
-            "the WAV data ends before its header says it does".into(),
-        ));
+    if layout.data_start + layout.data_len > size {
+        return Err(truncated());
     }
-    let samples = format.mono(&data, channels);
-    Ok(Audio { samples, sample_rate: spec.sample_rate, channels: spec.channels })
+    let frame = (kind.bytes() * channels) as u64;
+    file.seek(SeekFrom::Start(layout.data_start))?;
+    Ok(AudioStream {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        frames: layout.data_len / frame,
+        source: Source::Wav(WavSource {
+            file,
+            kind,
+            channels,
+            remaining: layout.data_len / frame * frame,
+            buf: Vec::new(),
+        }),
+    })
 }
 
 /// Where a (validated) WAV file keeps its samples.
@@ -197,19 +293,18 @@ impl SampleKind {
         }
     }
 
-    /// The mean of the channels of every whole frame of `data`.
-    fn mono(self, data: &[u8], channels: usize) -> Vec<f32> {
+    /// Appends the mean of the channels of every whole frame of `data` to `out`.
+    fn mono(self, data: &[u8], channels: usize, out: &mut Vec<f32>) {
         let width = self.bytes();
         if channels == 1 {
-            return data.chunks_exact(width).map(|b| self.value(b)).collect();
+            out.extend(data.chunks_exact(width).map(|b| self.value(b)));
+            return;
         }
         let scale = 1.0 / channels as f64;
-        data.chunks_exact(width * channels)
-            .map(|frame| {
-                let sum: f64 = frame.chunks_exact(width).map(|b| f64::from(self.value(b))).sum();
-                (sum * scale) as f32
-            })
-            .collect()
+        out.extend(data.chunks_exact(width * channels).map(|frame| {
+            let sum: f64 = frame.chunks_exact(width).map(|b| f64::from(self.value(b))).sum();
+            (sum * scale) as f32
+        }));
     }
 }
 

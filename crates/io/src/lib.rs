@@ -11,7 +11,7 @@ pub mod output;
 pub mod resample;
 pub mod writer;
 
-pub use decode::{Audio, decode_file};
+pub use decode::{Audio, AudioStream, decode_file};
 pub use error::{DecodeError, WriteError};
 pub use output::{Compression, Dtype, OutputFormat, OutputTensor, TensorMeta, write_tensor};
 pub use resample::{StreamResampler, resample, resampled_len};
