@@ -52,6 +52,31 @@ impl SignalBatch {
         item
     }
 
+    /// Adds a block already prepared: the samples of `n_long` consecutive long segments of a
+    /// signal, `(n_long - 1) · hop + long_len` of them (a whole short signal padded, or a part
+    /// of a long one).
+    ///
+    /// # Panics
+    /// When `samples` does not have that length (a caller's bug).
+    pub fn push_prepared(
+        &mut self,
+        plan: &SegmentPlan,
+        samples: &[f32],
+        n_long: usize,
+    ) -> BatchItem {
+        assert_eq!(
+            samples.len(),
+            plan.padded_len(n_long),
+            "a prepared block of {n_long} long segments"
+        );
+        let start = self.samples.len();
+        self.samples.extend_from_slice(samples);
+        let item = BatchItem { first_long: self.long_starts.len(), n_long };
+        self.long_starts.extend((0..n_long).map(|i| start + i * plan.long_hop));
+        self.items.push(item);
+        item
+    }
+
     /// Every prepared sample, signal after signal.
     pub fn samples(&self) -> &[f32] {
         &self.samples

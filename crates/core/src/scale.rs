@@ -83,7 +83,11 @@ impl FileScale {
         if self.is_identity() || values.is_empty() {
             return;
         }
-        let mut max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        self.apply_with_max(values, values.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    }
+
+    /// Applies the scaling to a part of a file whose maximum (over the whole file) is `max`.
+    pub fn apply_with_max(&self, values: &mut [f32], mut max: f32) {
         if self.subtract_max {
             values.iter_mut().for_each(|v| *v -= max);
             max = 0.0;
@@ -146,6 +150,10 @@ mod tests {
         let mut v = [10.0f32, -5.0, -40.0];
         f.apply(&mut v);
         assert_eq!(v, [10.0, -5.0, -10.0]);
+        // A part of a file, scaled against the whole file's maximum.
+        let mut part = [-5.0f32, -40.0];
+        f.apply_with_max(&mut part, 10.0);
+        assert_eq!(part, [-5.0, -10.0]);
         // top_db means nothing on the power scale.
         assert!(FileScale::from_config(&config(&[("top_db", "20")])).is_identity());
     }

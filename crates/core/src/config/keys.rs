@@ -176,6 +176,12 @@ pub const KEYS: &[KeyInfo] = &[
         "files per call of a GPU backend (overrides batch_size there); 0 is automatic",
         "an integer >= 0 (0 = automatic)",
     ),
+    key(
+        "memory_limit",
+        Run,
+        "memory for data in flight (decoded audio, batches, outputs not yet written); 0 derives it from the memory available",
+        "a size in bytes, with K, M or G for KiB, MiB or GiB (\"64M\"), or 0 for automatic",
+    ),
     switch("memory_efficient", Run, "smaller batches and buffers, for machines short of memory"),
     switch(
         "cache_spectrograms",

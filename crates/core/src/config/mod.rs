@@ -196,6 +196,8 @@ pub struct Config {
     pub batch_size: usize,
     /// Files per call of a GPU backend; 0 is automatic.
     pub gpu_batch_size: usize,
+    /// Memory for data in flight, in bytes; 0 derives it from the memory available.
+    pub memory_limit: u64,
     /// Smaller batches and buffers.
     pub memory_efficient: bool,
     /// Keep results keyed by input content and configuration.
@@ -237,6 +239,7 @@ impl Default for Config {
             gpu_workers: 0,
             batch_size: 0,
             gpu_batch_size: 0,
+            memory_limit: 0,
             memory_efficient: false,
             cache_spectrograms: false,
             verbose: false,
@@ -378,6 +381,7 @@ impl Config {
             "gpu_workers" => self.gpu_workers = int()?,
             "batch_size" => self.batch_size = int()?,
             "gpu_batch_size" => self.gpu_batch_size = int()?,
+            "memory_limit" => self.memory_limit = parse_size(v).ok_or_else(bad)?,
             "memory_efficient" => self.memory_efficient = boolean()?,
             "cache_spectrograms" => self.cache_spectrograms = boolean()?,
             "verbose" => self.verbose = boolean()?,
@@ -411,6 +415,24 @@ impl Config {
     pub fn seconds_to_samples(&self, seconds: f64) -> usize {
         round_half_even(seconds * f64::from(self.sample_rate)).max(0.0) as usize
     }
+}
+
+/// A size in bytes: a number, optionally followed by K, M or G (binary; `KiB`, `MB`... accepted).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let value: f64 = number.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().trim_end_matches(['b', 'i']) {
+        "" => 1u64,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = value * scale as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 fn key_name(key: &str) -> Result<&'static str, ConfigError> {

@@ -135,6 +135,25 @@ fn each_invalid_key_names_itself() {
 }
 
 #[test]
+fn sizes_take_binary_suffixes() {
+    assert_eq!(parse_size("0"), Some(0));
+    assert_eq!(parse_size("1048576"), Some(1 << 20));
+    assert_eq!(parse_size("64M"), Some(64 << 20));
+    assert_eq!(parse_size("1.5G"), Some(3 << 29));
+    assert_eq!(parse_size("512KiB"), Some(512 << 10));
+    assert_eq!(parse_size("2 GB"), Some(2 << 30));
+    assert_eq!(parse_size("lots"), None);
+    assert_eq!(parse_size("-5M"), None);
+    let mut c = Config::default();
+    c.set("memory_limit", "96M").unwrap();
+    assert_eq!(c.memory_limit, 96 << 20);
+    assert_eq!(
+        c.set("memory_limit", "a lot").unwrap_err().to_string(),
+        "`memory_limit` = a lot is invalid: must be a size in bytes, with K, M or G for KiB, MiB or GiB (\"64M\"), or 0 for automatic"
+    );
+}
+
+#[test]
 fn python_rounding_is_half_to_even() {
     let mut c = Config::default();
     c.set("sample_rate", "8001").unwrap();

@@ -2,13 +2,17 @@
 //! batched into one backend call and the per-file stages spread over worker threads.
 
 mod run;
+mod sink;
+mod source;
 mod stages;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use melkit_core::scale::FileScale;
-use melkit_core::{Backend, BackendError, Config, SegmentPlan, SignalBatch, StepTimings};
+use melkit_core::{
+    Backend, BackendError, BatchItem, Config, SegmentPlan, SignalBatch, StepTimings,
+};
 use melkit_io::{Compression, OutputFormat};
 
 use crate::backends::{BackendKind, create_backend};
@@ -57,10 +61,60 @@ pub struct Pipeline {
     backend: Box<dyn Backend>,
     file_scale: FileScale,
     pool: rayon::ThreadPool,
-    /// Threads for decoding and resampling when `cpu_workers` sets their number.
-    decode_pool: Option<rayon::ThreadPool>,
     workers: usize,
-    batch_files: usize,
+    budget: Budget,
+}
+
+/// How much data a run keeps in flight, derived from `memory_limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The memory limit, in bytes.
+    pub bytes: u64,
+    /// Long segments per backend call (and per block of a long file).
+    pub batch_longs: usize,
+    /// Decoded samples waiting for a batch, at most.
+    pub ready_values: usize,
+    /// Output values computed and not yet written, at most.
+    pub unwritten_values: usize,
+}
+
+impl Budget {
+    /// The budget of a configuration: `memory_limit`, or 1/8 of the memory available at most
+    /// 64 MiB (halved with `memory_efficient`), shared as a quarter for decoded audio, a
+    /// quarter for the batch and half for outputs waiting to be written.
+    pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
+        let mut bytes = match config.memory_limit {
+            0 => (available_memory() / 8).clamp(8 << 20, 64 << 20),
+            n => n,
+        };
+        if config.memory_efficient {
+            bytes /= 2;
+        }
+        let values = (bytes / 4) as usize;
+        let per_long = plan.long_len + plan.long_output_len();
+        let batch_longs = match config.batch_size {
+            0 => values / 4 / per_long,
+            files => files * plan.n_long(plan.fixed_len.unwrap_or(10 * plan.sample_rate as usize)),
+        };
+        Budget {
+            bytes,
+            batch_longs: batch_longs.max(1),
+            ready_values: values / 4,
+            unwritten_values: values / 2,
+        }
+    }
+}
+
+/// Memory the system can give without swapping (Linux `MemAvailable`), or 1 GiB when unknown.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(1 << 30)
 }
 
 fn thread_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool, Error> {
@@ -83,27 +137,18 @@ impl Pipeline {
             n => n,
         };
         let pool = thread_pool(workers, "worker")?;
-        let decode_pool = match config.cpu_workers {
-            0 => None,
-            n => Some(thread_pool(n, "decode")?),
-        };
         let backend = create_backend(kind, &config)?;
         warn_about_idle_keys(&config, backend.name());
-        let batch_files = match config.batch_size {
-            0 if config.memory_efficient => workers.max(2),
-            0 => (8 * workers).max(16),
-            n => n,
-        };
-        tracing::debug!(backend = backend.name(), workers, batch_files, "pipeline ready");
+        let budget = Budget::new(&config, backend.plan());
+        tracing::debug!(backend = backend.name(), workers, ?budget, "pipeline ready");
         Ok(Pipeline {
             config_json: config.to_json().to_string(),
             file_scale: FileScale::from_config(&config),
             config,
             backend,
             pool,
-            decode_pool,
             workers,
-            batch_files,
+            budget,
         })
     }
 
@@ -132,8 +177,19 @@ impl Pipeline {
     /// # Errors
     /// The file cannot be decoded, or the backend fails.
     pub fn process_file(&mut self, path: &Path) -> Result<(MelTensor, FileStats), Error> {
-        let loaded = stages::load(path, self.config.sample_rate)?;
-        Ok(self.compute_one(&loaded.signal, loaded.stats)?)
+        let mut stats = FileStats::default();
+        let mut source = source::FileSource::open(path, self.plan(), &mut stats.times)?;
+        stats.audio_seconds = source.audio_seconds();
+        let block = source.next_block(path, source.n_long(), &mut stats.times)?;
+        Ok(self.compute_one(
+            |batch, plan| batch.push_prepared(plan, &block.samples, block.n_long),
+            stats,
+        )?)
+    }
+
+    /// The memory budget of a run.
+    pub fn budget(&self) -> Budget {
+        self.budget
     }
 
     /// Computes the tensor of a mono signal in memory at `sample_rate` Hz.
@@ -147,18 +203,18 @@ impl Pipeline {
     ) -> Result<MelTensor, Error> {
         let signal = melkit_io::resample(samples, sample_rate, self.config.sample_rate)
             .map_err(|e| FileError::new("<signal>", "resample", e))?;
-        Ok(self.compute_one(&signal, FileStats::default())?.0)
+        Ok(self.compute_one(|batch, plan| batch.push(plan, &signal), FileStats::default())?.0)
     }
 
     /// Segment, compute and scale one prepared signal.
     fn compute_one(
         &mut self,
-        signal: &[f32],
+        push: impl FnOnce(&mut SignalBatch, &SegmentPlan) -> BatchItem,
         mut stats: FileStats,
     ) -> Result<(MelTensor, FileStats), BackendError> {
         let started = Instant::now();
         let mut batch = SignalBatch::new();
-        let item = batch.push(self.plan(), signal);
+        let item = push(&mut batch, self.backend.plan());
         stats.times.add(Stage::Segment, started.elapsed());
         let mut out = Vec::new();
         self.compute(&batch, &mut out, &mut stats.times)?;

@@ -1,20 +1,28 @@
-//! A run over many files: discovery, then batches of files (loaded in parallel, one backend
-//! call, then scaled and written in parallel).
+//! A run over many files. Decoding, computing and writing are tasks on the one worker pool,
+//! handed out by a coordinator on the calling thread within three budgets: decoded audio
+//! waiting for a batch, the batch being computed, and outputs waiting to be written. So the
+//! stages overlap (the next files decode while a batch computes and finished tensors are
+//! written), every core has work, and memory stays bounded whatever the corpus or file length.
+//! A file's blocks are written in order; HDF5, whose library takes one call at a time, is
+//! written by one task at a time.
 
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use melkit_core::scale::FileScale;
-use melkit_core::{BatchItem, Config, SegmentPlan, SignalBatch};
+use melkit_core::{Backend, BackendError, Config, SegmentPlan, SignalBatch, StepTimings};
+use melkit_io::OutputFormat;
 use melkit_io::output::check_options;
-use melkit_io::{OutputTensor, TensorMeta};
-use rayon::prelude::*;
 
-use super::stages::{Loaded, finish_values, load};
-use super::{OutputOptions, Pipeline, Progress};
+use super::sink::{FileSink, OutputSpec};
+use super::source::{Block, FileSource};
+use super::{Budget, OutputOptions, Pipeline, Progress};
 use crate::discover::{InputFile, check_collisions, discover};
 use crate::error::{Error, FileError};
-use crate::report::{FileOutcome, FileStats, RunReport, Stage};
+use crate::report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
 
 impl Pipeline {
     /// [`process_paths`](Self::process_paths), reporting progress to `progress`.
@@ -23,7 +31,7 @@ impl Pipeline {
     /// As [`process_paths`](Self::process_paths).
     pub fn process_paths_with(
         &mut self,
-        inputs: &[PathBuf],
+        inputs: &[std::path::PathBuf],
         out_dir: &Path,
         options: &OutputOptions,
         progress: &dyn Progress,
@@ -43,151 +51,442 @@ impl Pipeline {
             report.add(&outcome);
             progress.file_done(&outcome);
         }
-        let mut batch = SignalBatch::new();
-        let mut out = Vec::new();
-        for chunk in found.files.chunks(self.batch_files) {
-            for outcome in
-                self.run_batch(chunk, out_dir, options, &mut batch, &mut out, &mut report)
-            {
-                report.add(&outcome);
-                progress.file_done(&outcome);
-            }
-        }
+        let context = Context {
+            plan: self.backend.plan().clone(),
+            config: &self.config,
+            config_json: &self.config_json,
+            file_scale: self.file_scale,
+            options,
+            out_dir,
+            budget: self.budget,
+        };
+        let backend = Mutex::new(&mut self.backend);
+        let decode_slots =
+            if self.config.cpu_workers == 0 { self.workers } else { self.config.cpu_workers };
+        let (tx, rx) = channel();
+        let mut run = Coordinator {
+            cx: &context,
+            backend: &backend,
+            files: &found.files,
+            states: found.files.iter().map(|_| FileState::default()).collect(),
+            tx,
+            rx,
+            next_to_open: 0,
+            ready: VecDeque::new(),
+            ready_values: 0,
+            decoding: 0,
+            decode_slots,
+            computing: false,
+            unwritten: 0,
+            writing: 0,
+            write_slots: if options.format == OutputFormat::H5 { 1 } else { self.workers },
+            settled: 0,
+            report: &mut report,
+            progress,
+        };
+        self.pool.in_place_scope(|scope| run.run(scope));
+        report.failures.sort_by_key(|f| found.files.iter().position(|i| i.path == f.path));
         report.total_time = started.elapsed();
         Ok(report)
     }
+}
 
-    /// One batch of files: load in parallel, one backend call, then scale and write in
-    /// parallel. The outcomes come back in input order.
-    fn run_batch(
-        &mut self,
-        files: &[InputFile],
-        out_dir: &Path,
-        options: &OutputOptions,
-        batch: &mut SignalBatch,
-        out: &mut Vec<f32>,
-        report: &mut RunReport,
-    ) -> Vec<FileOutcome> {
-        let sample_rate = self.config.sample_rate;
-        let decode_pool = self.decode_pool.as_ref().unwrap_or(&self.pool);
-        let loaded: Vec<Result<Loaded, FileError>> =
-            decode_pool.install(|| files.par_iter().map(|f| load(&f.path, sample_rate)).collect());
+/// What every task of a run reads.
+struct Context<'a> {
+    plan: SegmentPlan,
+    config: &'a Config,
+    config_json: &'a str,
+    file_scale: FileScale,
+    options: &'a OutputOptions,
+    out_dir: &'a Path,
+    budget: Budget,
+}
 
+/// A computed block waiting to be written: its values are `data[range]`.
+struct Computed {
+    data: Arc<Vec<f32>>,
+    range: std::ops::Range<usize>,
+    n_long: usize,
+}
+
+/// A block in a batch: which file, which long segments.
+#[derive(Clone, Copy)]
+struct Placed {
+    file: usize,
+    first_long: usize,
+    n_long: usize,
+}
+
+/// What a task reports back.
+enum Event {
+    Decoded {
+        file: usize,
+        result: Result<Box<(FileSource, Block)>, FileError>,
+        times: StageTimes,
+    },
+    Computed {
+        placed: Vec<Placed>,
+        result: Result<(Arc<Vec<f32>>, StepTimings), BackendError>,
+        times: StageTimes,
+    },
+    Written {
+        file: usize,
+        values: usize,
+        result: Result<(Option<FileSink>, Option<f64>), FileError>,
+        times: StageTimes,
+    },
+}
+
+/// A slot that a task may have borrowed.
+#[derive(Default)]
+enum Slot<T> {
+    #[default]
+    Empty,
+    Idle(T),
+    Busy,
+}
+
+/// Where one file stands.
+#[derive(Default)]
+struct FileState {
+    source: Slot<FileSource>,
+    opened: bool,
+    n_long: usize,
+    sink: Slot<FileSink>,
+    pending: VecDeque<Computed>,
+    written: usize,
+    stats: FileStats,
+    settled: bool,
+}
+
+struct Coordinator<'a, 'r> {
+    cx: &'a Context<'a>,
+    backend: &'a Mutex<&'r mut Box<dyn Backend>>,
+    files: &'a [InputFile],
+    states: Vec<FileState>,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    /// The next file never opened.
+    next_to_open: usize,
+    /// Decoded blocks waiting for a batch, and their values.
+    ready: VecDeque<(usize, Block)>,
+    ready_values: usize,
+    decoding: usize,
+    decode_slots: usize,
+    computing: bool,
+    /// Output values computed and not yet written.
+    unwritten: usize,
+    writing: usize,
+    write_slots: usize,
+    settled: usize,
+    report: &'a mut RunReport,
+    progress: &'a dyn Progress,
+}
+
+impl<'a, 'r> Coordinator<'a, 'r>
+where
+    'r: 'a,
+{
+    fn run<'s>(&mut self, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        while self.settled < self.files.len() {
+            self.start_decodes(scope);
+            self.start_compute(scope);
+            self.start_writes(scope);
+            let Ok(event) = self.rx.recv() else { break };
+            self.handle(event);
+        }
+        // Every file is settled; wait for what is still running (results of failed files).
+        while self.decoding + self.writing > 0 || self.computing {
+            let Ok(event) = self.rx.recv() else { break };
+            self.handle(event);
+        }
+    }
+
+    fn start_decodes<'s>(&mut self, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        let budget = &self.cx.budget;
+        while self.decoding < self.decode_slots
+            && (self.ready_values < budget.ready_values
+                || self.ready.is_empty() && self.decoding == 0)
+            && self.unwritten < budget.unwritten_values
+        {
+            // Finish the files already open before opening more.
+            let open =
+                self.states.iter().position(|s| matches!(s.source, Slot::Idle(_)) && !s.settled);
+            let (file, source) = match open {
+                Some(file) => match std::mem::replace(&mut self.states[file].source, Slot::Busy) {
+                    Slot::Idle(source) => (file, Some(source)),
+                    _ => continue,
+                },
+                None if self.next_to_open < self.files.len() => {
+                    self.next_to_open += 1;
+                    let file = self.next_to_open - 1;
+                    self.states[file].source = Slot::Busy;
+                    (file, None)
+                }
+                None => break,
+            };
+            self.decoding += 1;
+            let (tx, cx, path) = (self.tx.clone(), self.cx, &self.files[file].path);
+            scope.spawn(move |_| {
+                let mut times = StageTimes::default();
+                let result = (|| {
+                    let mut source = match source {
+                        Some(s) => s,
+                        None => FileSource::open(path, &cx.plan, &mut times)?,
+                    };
+                    let block = source.next_block(path, cx.budget.batch_longs, &mut times)?;
+                    Ok(Box::new((source, block)))
+                })();
+                let _ = tx.send(Event::Decoded { file, result, times });
+            });
+        }
+    }
+
+    fn start_compute<'s>(&mut self, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        let budget = &self.cx.budget;
+        let ready_longs: usize = self.ready.iter().map(|(_, b)| b.n_long).sum();
+        let more_coming = self.decoding > 0 || self.next_to_open < self.files.len();
+        if self.computing
+            || self.ready.is_empty()
+            || (self.unwritten >= budget.unwritten_values && self.writing > 0)
+            || (ready_longs < budget.batch_longs
+                && more_coming
+                && self.ready_values < budget.ready_values)
+        {
+            return;
+        }
         let started = Instant::now();
-        batch.clear();
-        let mut jobs: Vec<(usize, FileStats, BatchItem)> = Vec::with_capacity(files.len());
-        let mut outcomes: Vec<(usize, FileOutcome)> = Vec::with_capacity(files.len());
-        for (index, result) in loaded.into_iter().enumerate() {
-            match result {
-                Ok(l) => jobs.push((index, l.stats, batch.push(self.backend.plan(), &l.signal))),
-                Err(e) => outcomes.push((
-                    index,
-                    FileOutcome { input: files[index].path.clone(), result: Err(e) },
-                )),
+        let mut batch = SignalBatch::new();
+        let mut placed = Vec::new();
+        let mut longs = 0;
+        while let Some((file, block)) = self.ready.pop_front() {
+            self.ready_values -= block.samples.len();
+            longs += block.n_long;
+            batch.push_prepared(&self.cx.plan, &block.samples, block.n_long);
+            placed.push(Placed { file, first_long: block.first_long, n_long: block.n_long });
+            if longs >= budget.batch_longs {
+                break;
             }
         }
-        report.stages.add(Stage::Segment, started.elapsed());
-
-        match self.compute(batch, out, &mut report.stages) {
-            Ok(steps) => report.backend_steps.merge(&steps),
-            Err(e) => {
-                outcomes.extend(jobs.into_iter().map(|(index, _, _)| {
-                    let path = &files[index].path;
-                    (
-                        index,
-                        FileOutcome {
-                            input: path.clone(),
-                            result: Err(FileError::new(path, "compute", &e)),
-                        },
-                    )
-                }));
-                return in_order(outcomes);
+        let mut times = StageTimes::default();
+        times.add(Stage::Segment, started.elapsed());
+        self.computing = true;
+        let (tx, cx, backend) = (self.tx.clone(), self.cx, self.backend);
+        let whole: Vec<bool> = placed
+            .iter()
+            .map(|p| p.first_long == 0 && p.n_long == self.states[p.file].n_long)
+            .collect();
+        scope.spawn(move |_| {
+            let started = Instant::now();
+            let mut out = vec![0.0; batch.output_len(&cx.plan)];
+            let result = match backend.lock() {
+                Ok(mut backend) => backend.compute(&batch, &mut out),
+                Err(_) => Err(BackendError::Failed {
+                    backend: "pipeline",
+                    reason: "the backend panicked".into(),
+                }),
+            };
+            times.add(Stage::Compute, started.elapsed());
+            // A file computed whole gets its per-file scaling now (longer files at the end).
+            let started = Instant::now();
+            if result.is_ok() && !cx.file_scale.is_identity() {
+                let per_long = cx.plan.long_output_len();
+                let mut rest = out.as_mut_slice();
+                for (p, whole) in placed.iter().zip(&whole) {
+                    let (part, tail) = std::mem::take(&mut rest).split_at_mut(p.n_long * per_long);
+                    rest = tail;
+                    if *whole {
+                        cx.file_scale.apply(part);
+                    }
+                }
             }
-        }
-
-        // Split the batch output into each file's part, then scale and write them in parallel.
-        let per_long = self.backend.plan().long_output_len();
-        let mut rest = out.as_mut_slice();
-        let mut parts = Vec::with_capacity(jobs.len());
-        for (index, stats, item) in jobs {
-            let (part, tail) = std::mem::take(&mut rest).split_at_mut(item.n_long * per_long);
-            rest = tail;
-            parts.push((index, stats, item, part));
-        }
-        let finisher = Finisher {
-            file_scale: self.file_scale,
-            config: &self.config,
-            config_json: &self.config_json,
-            plan: self.backend.plan(),
-            out_dir,
-            options,
-        };
-        let written: Vec<(usize, FileOutcome)> = self.pool.install(|| {
-            parts
-                .into_par_iter()
-                .map(|(index, mut stats, item, part)| {
-                    let file = &files[index];
-                    let result = finisher.finish(file, part, item, &mut stats);
-                    (
-                        index,
-                        FileOutcome {
-                            input: file.path.clone(),
-                            result: result.map(|p| (p, stats)),
-                        },
-                    )
-                })
-                .collect()
+            times.add(Stage::Scale, started.elapsed());
+            let result = result.map(|steps| (Arc::new(out), steps));
+            let _ = tx.send(Event::Computed { placed, result, times });
         });
-        outcomes.extend(written);
-        in_order(outcomes)
+    }
+
+    fn start_writes<'s>(&mut self, scope: &rayon::Scope<'s>)
+    where
+        'a: 's,
+    {
+        for file in 0..self.states.len() {
+            if self.writing >= self.write_slots {
+                return;
+            }
+            let state = &mut self.states[file];
+            if state.settled || state.pending.is_empty() || matches!(state.sink, Slot::Busy) {
+                continue;
+            }
+            let sink = match std::mem::replace(&mut state.sink, Slot::Busy) {
+                Slot::Idle(sink) => Some(sink),
+                _ => None,
+            };
+            let blocks: Vec<Computed> = state.pending.drain(..).collect();
+            let longs: usize = blocks.iter().map(|b| b.n_long).sum();
+            let complete = state.written + longs == state.n_long;
+            let values: usize = blocks.iter().map(|b| b.range.len()).sum();
+            let n_long = state.n_long;
+            self.writing += 1;
+            let (tx, cx, input) = (self.tx.clone(), self.cx, &self.files[file]);
+            scope.spawn(move |_| {
+                let started = Instant::now();
+                let result = write(cx, input, sink, &blocks, n_long, complete);
+                let mut times = StageTimes::default();
+                times.add(Stage::Write, started.elapsed());
+                let _ = tx.send(Event::Written { file, values, result, times });
+            });
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Decoded { file, result, times } => {
+                self.decoding -= 1;
+                let state = &mut self.states[file];
+                state.stats.times.merge(&times);
+                match result {
+                    _ if state.settled => {}
+                    Ok(decoded) => {
+                        let (source, block) = *decoded;
+                        if !state.opened {
+                            state.opened = true;
+                            state.n_long = source.n_long();
+                            state.stats.audio_seconds = source.audio_seconds();
+                        }
+                        state.source = if source.done() { Slot::Empty } else { Slot::Idle(source) };
+                        self.ready_values += block.samples.len();
+                        self.ready.push_back((file, block));
+                    }
+                    Err(e) => self.fail(file, e),
+                }
+            }
+            Event::Computed { placed, result, times } => {
+                self.computing = false;
+                self.report.stages.merge(&times);
+                match result {
+                    Ok((data, steps)) => {
+                        self.report.backend_steps.merge(&steps);
+                        let per_long = self.cx.plan.long_output_len();
+                        let mut at = 0;
+                        for p in placed {
+                            let range = at..at + p.n_long * per_long;
+                            at = range.end;
+                            if !self.states[p.file].settled {
+                                self.unwritten += range.len();
+                                let computed =
+                                    Computed { data: data.clone(), range, n_long: p.n_long };
+                                self.states[p.file].pending.push_back(computed);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for p in placed {
+                            self.fail(
+                                p.file,
+                                FileError::new(&self.files[p.file].path, "compute", &e),
+                            );
+                        }
+                    }
+                }
+            }
+            Event::Written { file, values, result, times } => {
+                self.writing -= 1;
+                self.unwritten -= values;
+                let state = &mut self.states[file];
+                state.stats.times.merge(&times);
+                match result {
+                    _ if state.settled => {}
+                    Ok((Some(sink), _)) => {
+                        state.written += values / self.cx.plan.long_output_len();
+                        state.sink = Slot::Idle(sink);
+                    }
+                    Ok((None, f16_error)) => {
+                        state.stats.long_segments = state.n_long;
+                        state.stats.segments = state.n_long * self.cx.plan.n_short;
+                        state.stats.f16_error = f16_error;
+                        let path =
+                            self.files[file].output_path(self.cx.out_dir, self.cx.options.format);
+                        let stats = std::mem::take(&mut state.stats);
+                        self.settle(file, Ok((path, stats)));
+                    }
+                    Err(e) => self.fail(file, e),
+                }
+            }
+        }
+    }
+
+    /// A file failed: its pending output is dropped (with its temporary file), the others go on.
+    fn fail(&mut self, file: usize, error: FileError) {
+        let state = &mut self.states[file];
+        if state.settled {
+            return;
+        }
+        self.unwritten -= state.pending.iter().map(|c| c.range.len()).sum::<usize>();
+        state.pending.clear();
+        state.source = Slot::Empty;
+        state.sink = Slot::Empty;
+        self.settle(file, Err(error));
+    }
+
+    fn settle(&mut self, file: usize, result: Result<(std::path::PathBuf, FileStats), FileError>) {
+        self.states[file].settled = true;
+        self.settled += 1;
+        let outcome = FileOutcome { input: self.files[file].path.clone(), result };
+        self.report.add(&outcome);
+        self.progress.file_done(&outcome);
     }
 }
 
-fn in_order(mut outcomes: Vec<(usize, FileOutcome)>) -> Vec<FileOutcome> {
-    outcomes.sort_by_key(|(index, _)| *index);
-    outcomes.into_iter().map(|(_, o)| o).collect()
-}
-
-/// What the scale and write stages of a batch need, shared by the worker threads.
-struct Finisher<'a> {
-    file_scale: FileScale,
-    config: &'a Config,
-    config_json: &'a str,
-    plan: &'a SegmentPlan,
-    out_dir: &'a Path,
-    options: &'a OutputOptions,
-}
-
-impl Finisher<'_> {
-    /// Per-file scaling and the atomic write of one output.
-    fn finish(
-        &self,
-        file: &InputFile,
-        values: &mut [f32],
-        item: BatchItem,
-        stats: &mut FileStats,
-    ) -> Result<PathBuf, FileError> {
-        finish_values(self.file_scale, self.config, self.plan, values, item, stats);
-        let started = Instant::now();
-        let path = file.output_path(self.out_dir, self.options.format);
-        let source = file.path.display().to_string();
-        let tensor = OutputTensor {
-            data: values,
-            shape: self.plan.shape(item.n_long),
-            meta: TensorMeta {
-                source: &source,
-                config_json: self.config_json,
-                sample_rate: self.config.sample_rate,
-                melkit_version: crate::VERSION,
-            },
-            compression: self.options.compression,
-            dtype: self.config.dtype,
-            sync: self.options.sync,
-        };
-        melkit_io::write_tensor(&path, self.options.format, &tensor).map_err(|e| {
-            FileError::new(&file.path, "write", format!("cannot write {}: {e}", path.display()))
-        })?;
-        stats.times.add(Stage::Write, started.elapsed());
-        Ok(path)
+/// A write task: creates the output on the first block, appends the blocks, completes the file
+/// after its last one. Returns the sink to keep, or the f16 error once complete.
+fn write(
+    cx: &Context<'_>,
+    input: &InputFile,
+    sink: Option<FileSink>,
+    blocks: &[Computed],
+    n_long: usize,
+    complete: bool,
+) -> Result<(Option<FileSink>, Option<f64>), FileError> {
+    let path = input.output_path(cx.out_dir, cx.options.format);
+    let failed = |e: melkit_io::WriteError| {
+        FileError::new(&input.path, "write", format!("cannot write {}: {e}", path.display()))
+    };
+    let mut sink = match sink {
+        Some(sink) => sink,
+        None => {
+            let spec = OutputSpec {
+                path: path.clone(),
+                format: cx.options.format,
+                source: input.path.display().to_string(),
+                config_json: cx.config_json.to_string(),
+                sample_rate: cx.config.sample_rate,
+                shape: cx.plan.shape(n_long),
+                compression: cx.options.compression,
+                dtype: cx.config.dtype,
+                sync: cx.options.sync,
+            };
+            // A file that is not computed in one block is scaled once all of it is known.
+            let deferred = !(cx.file_scale.is_identity() || complete && blocks.len() == 1);
+            FileSink::create(spec, deferred).map_err(failed)?
+        }
+    };
+    for block in blocks {
+        sink.write(&block.data[block.range.clone()]).map_err(failed)?;
+    }
+    if complete {
+        let f16 = sink.finish(cx.file_scale).map_err(failed)?;
+        Ok((None, f16))
+    } else {
+        Ok((Some(sink), None))
     }
 }

@@ -1,35 +1,12 @@
-//! The per-file stages around the backend: loading (decode + resample) and finishing (the
-//! per-file scaling, the f16 error, the counts).
+//! Finishing one file computed whole: the per-file scaling, the f16 error, the counts.
 
-use std::path::Path;
 use std::time::Instant;
 
 use melkit_core::config::Dtype;
 use melkit_core::scale::FileScale;
 use melkit_core::{BatchItem, Config, SegmentPlan};
 
-use crate::error::FileError;
 use crate::report::{FileStats, Stage};
-
-/// A decoded, resampled signal and what it took.
-pub(super) struct Loaded {
-    pub signal: Vec<f32>,
-    pub stats: FileStats,
-}
-
-/// Decodes and resamples one file.
-pub(super) fn load(path: &Path, sample_rate: u32) -> Result<Loaded, FileError> {
-    let mut stats = FileStats::default();
-    let started = Instant::now();
-    let audio = melkit_io::decode_file(path).map_err(|e| FileError::new(path, "decode", e))?;
-    stats.times.add(Stage::Decode, started.elapsed());
-    stats.audio_seconds = audio.duration();
-    let started = Instant::now();
-    let signal = melkit_io::resample(&audio.samples, audio.sample_rate, sample_rate)
-        .map_err(|e| FileError::new(path, "resample", e))?;
-    stats.times.add(Stage::Resample, started.elapsed());
-    Ok(Loaded { signal, stats })
-}
 
 /// The per-file scaling of one file's values, and what is counted of them.
 pub(super) fn finish_values(

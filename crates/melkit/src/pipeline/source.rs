@@ -1,0 +1,173 @@
+//! One input file as a stream of blocks of long segments, prepared for the backend: decoded,
+//! mixed to mono and resampled as it is read, cut or padded to its fixed length. Only what the
+//! fixed length needs is read, and only one block (plus the overlap of long segments) is held.
+
+use std::path::Path;
+use std::time::Instant;
+
+use melkit_core::SegmentPlan;
+use melkit_io::{AudioStream, StreamResampler, resampled_len};
+
+use crate::error::FileError;
+use crate::report::{Stage, StageTimes};
+
+/// Samples read from the file at a time.
+const READ_FRAMES: usize = 1 << 16;
+
+/// Prepared samples for long segments `first_long .. first_long + n_long` of a file.
+pub(super) struct Block {
+    /// From `first_long · hop` to `(first_long + n_long - 1) · hop + long_len`.
+    pub samples: Vec<f32>,
+    pub first_long: usize,
+    pub n_long: usize,
+}
+
+/// An open input file (see the module documentation).
+pub(super) struct FileSource {
+    stream: AudioStream,
+    resampler: Option<StreamResampler>,
+    /// Prepared-signal samples from `window_start` on.
+    window: Vec<f32>,
+    window_start: usize,
+    /// Samples at the target rate produced so far.
+    produced: usize,
+    exhausted: bool,
+    /// Samples of real signal in the prepared signal (its fixed length).
+    signal_len: usize,
+    n_long: usize,
+    next_long: usize,
+    long_len: usize,
+    long_hop: usize,
+    read: Vec<f32>,
+    staged: Vec<f32>,
+}
+
+impl FileSource {
+    /// Opens `path` for the plan's rate and length.
+    pub fn open(
+        path: &Path,
+        plan: &SegmentPlan,
+        times: &mut StageTimes,
+    ) -> Result<Self, FileError> {
+        let started = Instant::now();
+        let stream =
+            melkit_io::AudioStream::open(path).map_err(|e| FileError::new(path, "decode", e))?;
+        times.add(Stage::Decode, started.elapsed());
+        let (rate, frames) = (stream.sample_rate(), stream.frames() as usize);
+        let resampler = if rate == plan.sample_rate {
+            None
+        } else {
+            Some(
+                StreamResampler::new(rate, plan.sample_rate)
+                    .map_err(|e| FileError::new(path, "resample", e))?,
+            )
+        };
+        let total = if resampler.is_some() {
+            resampled_len(frames, rate, plan.sample_rate)
+        } else {
+            frames
+        };
+        let signal_len = plan.fixed_length(total).min(total);
+        Ok(FileSource {
+            stream,
+            resampler,
+            window: Vec::new(),
+            window_start: 0,
+            produced: 0,
+            exhausted: false,
+            signal_len,
+            n_long: plan.n_long(plan.fixed_length(total)),
+            next_long: 0,
+            long_len: plan.long_len,
+            long_hop: plan.long_hop,
+            read: Vec::new(),
+            staged: Vec::new(),
+        })
+    }
+
+    /// Long segments in the file's output.
+    pub fn n_long(&self) -> usize {
+        self.n_long
+    }
+
+    /// Seconds of audio in the file.
+    pub fn audio_seconds(&self) -> f64 {
+        self.stream.frames() as f64 / f64::from(self.stream.sample_rate())
+    }
+
+    /// Whether every block has been taken.
+    pub fn done(&self) -> bool {
+        self.next_long >= self.n_long
+    }
+
+    /// The next block of at most `max_longs` long segments.
+    pub fn next_block(
+        &mut self,
+        path: &Path,
+        max_longs: usize,
+        times: &mut StageTimes,
+    ) -> Result<Block, FileError> {
+        let first_long = self.next_long;
+        let n_long = max_longs.max(1).min(self.n_long - first_long);
+        let start = first_long * self.long_hop;
+        let end = (first_long + n_long - 1) * self.long_hop + self.long_len;
+        let needed = end.min(self.signal_len);
+        while self.window_start + self.window.len() < needed && !self.exhausted {
+            self.pull(path, times)?;
+        }
+        let started = Instant::now();
+        let have = (self.window_start + self.window.len()).min(needed);
+        let mut samples = Vec::with_capacity(end - start);
+        if have > start {
+            samples.extend_from_slice(
+                &self.window[start - self.window_start..have - self.window_start],
+            );
+        }
+        samples.resize(end - start, 0.0);
+        self.next_long += n_long;
+        self.discard_before(self.next_long * self.long_hop);
+        times.add(Stage::Segment, started.elapsed());
+        Ok(Block { samples, first_long, n_long })
+    }
+
+    /// Forgets the samples before `position` (the next block's start).
+    fn discard_before(&mut self, position: usize) {
+        let drop = position.saturating_sub(self.window_start).min(self.window.len());
+        self.window.drain(..drop);
+        self.window_start = position.max(self.window_start);
+    }
+
+    /// Reads (and resamples) the next samples of the file into the window.
+    fn pull(&mut self, path: &Path, times: &mut StageTimes) -> Result<(), FileError> {
+        let started = Instant::now();
+        self.read.clear();
+        let n = self
+            .stream
+            .read(READ_FRAMES, &mut self.read)
+            .map_err(|e| FileError::new(path, "decode", e))?;
+        times.add(Stage::Decode, started.elapsed());
+        let started = Instant::now();
+        let fresh = match &mut self.resampler {
+            None => &self.read,
+            Some(r) => {
+                self.staged.clear();
+                let result = if n == 0 {
+                    r.finish(&mut self.staged)
+                } else {
+                    r.process(&self.read, &mut self.staged)
+                };
+                result.map_err(|e| FileError::new(path, "resample", e))?;
+                times.add(Stage::Resample, started.elapsed());
+                &self.staged
+            }
+        };
+        if n == 0 {
+            self.exhausted = true;
+        }
+        // Keep what falls at or after the window's start (long segments may leave gaps).
+        let skip = self.window_start.saturating_sub(self.produced).min(fresh.len());
+        self.window.extend_from_slice(&fresh[skip..]);
+        self.produced += fresh.len();
+        Ok(())
+    }
+}
