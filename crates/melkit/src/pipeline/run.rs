@@ -132,7 +132,7 @@ enum Event {
     Written {
         file: usize,
         values: usize,
-        result: Result<(Option<FileSink>, Option<f64>), FileError>,
+        result: Result<(Option<Box<FileSink>>, Option<f64>), FileError>,
         times: StageTimes,
     },
 }
@@ -152,7 +152,7 @@ struct FileState {
     source: Slot<FileSource>,
     opened: bool,
     n_long: usize,
-    sink: Slot<FileSink>,
+    sink: Slot<Box<FileSink>>,
     pending: VecDeque<Computed>,
     written: usize,
     stats: FileStats,
@@ -452,11 +452,11 @@ where
 fn write(
     cx: &Context<'_>,
     input: &InputFile,
-    sink: Option<FileSink>,
+    sink: Option<Box<FileSink>>,
     blocks: &[Computed],
     n_long: usize,
     complete: bool,
-) -> Result<(Option<FileSink>, Option<f64>), FileError> {
+) -> Result<(Option<Box<FileSink>>, Option<f64>), FileError> {
     let path = input.output_path(cx.out_dir, cx.options.format);
     let failed = |e: melkit_io::WriteError| {
         FileError::new(&input.path, "write", format!("cannot write {}: {e}", path.display()))
@@ -477,7 +477,7 @@ fn write(
             };
             // A file that is not computed in one block is scaled once all of it is known.
             let deferred = !(cx.file_scale.is_identity() || complete && blocks.len() == 1);
-            FileSink::create(spec, deferred).map_err(failed)?
+            Box::new(FileSink::create(spec, deferred).map_err(failed)?)
         }
     };
     for block in blocks {
