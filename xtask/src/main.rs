@@ -3,10 +3,13 @@
 //!
 //! - `cargo xtask test [ARGS]`: the whole test suite (`cargo test --workspace ARGS`).
 //! - `cargo xtask example`: melkit on the bundled audio in `examples/audio`.
-//! - `cargo xtask bench [ARGS]`: the criterion benchmarks (`cargo bench -p melkit-benches`).
+//! - `cargo xtask bench [--anchors] [--quick]`: the corpus end to end for every backend, the
+//!   criterion benches that define the FFT-bound limit, memory, scaling; JSON and Markdown
+//!   under `target/bench/`.
 //! - `cargo xtask deps`: only install (or name) the system packages.
 //! - `cargo xtask gen-examples`: regenerate `examples/audio` (deterministic).
 
+mod bench;
 mod examples;
 mod packages;
 
@@ -36,8 +39,8 @@ fn main() -> Result<()> {
             example(&root)
         }
         "bench" => {
-            packages::ensure(BUILD_PACKAGES)?;
-            cargo(&[&["bench", "-p", "melkit-benches"][..], &strs(&rest)].concat())
+            packages::ensure(&[BUILD_PACKAGES, &["time"]].concat())?;
+            bench::run(&root, &rest)
         }
         "deps" => packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat()),
         "gen-examples" => examples::generate(&root.join("examples/audio")),
@@ -56,7 +59,7 @@ fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-fn cargo(args: &[&str]) -> Result<()> {
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(cargo).args(args).status().context("cannot run cargo")?;

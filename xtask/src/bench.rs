@@ -1,0 +1,318 @@
+//! `cargo xtask bench`: the numbers of the CPU path, measured side by side in one run.
+//!
+//! - Criterion benches: the bare 256-point real FFT (which defines the FFT-bound limit
+//!   `cores / (frames per file × one FFT)`), the compute stage alone on a batch of files, and
+//!   the latency of one file through the library on one core.
+//! - `make_corpus.py native 1000` end to end with `melkit run` for every backend compiled in
+//!   (the reference backend on 20 files), in NPY and HDF5, with 1 worker and with all cores,
+//!   each with its peak RSS; the one-hour file with `--sample-length full`.
+//! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios.
+//!
+//! Writes `target/bench/<git-rev>.json` and `.md`, and prints the table.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::cargo;
+
+/// Frames per file with the default configuration: 40 long × 2 short × 17 frames.
+const FRAMES_PER_FILE: f64 = 1360.0;
+
+struct Run {
+    name: String,
+    files: usize,
+    seconds: f64,
+    files_per_s: f64,
+    segments_per_s: f64,
+    rss_mb: f64,
+    stages: Value,
+}
+
+pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    let anchors = args.iter().any(|a| a == "--anchors");
+    let quick = args.iter().any(|a| a == "--quick");
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    cargo(&["build", "--release", "--quiet", "--package", "melkit-cli"])?;
+    let melkit = root.join("target/release/melkit");
+    let native =
+        corpus(root, &dir.join("corpus-native"), "native", if quick { 200 } else { 1000 })?;
+    let long = corpus(root, &dir.join("corpus-long"), "long", 3600)?;
+    let subset = dir.join("corpus-native-20");
+    if !subset.exists() {
+        std::fs::create_dir_all(&subset)?;
+        for i in 0..20 {
+            let name = format!("clip_{i:05}.wav");
+            std::fs::copy(native.join(&name), subset.join(&name))?;
+        }
+    }
+
+    // Criterion: the bare FFT, the compute stage, the latency.
+    cargo(&[
+        "bench",
+        "--quiet",
+        "-p",
+        "melkit-benches",
+        "--bench",
+        "fft",
+        "--bench",
+        "backends",
+        "--bench",
+        "latency",
+    ])?;
+    let crit = |bench: &str| criterion_mean_ns(&root.join("target/criterion").join(bench));
+    let fft_ns = crit("fft/real_256_f32")?;
+    let batch_ns = crit("backend/cpu_32_files")?;
+    let latency_ns = crit("latency/process_file_10s_1_worker")?;
+    let limit = cores as f64 / (FRAMES_PER_FILE * fft_ns * 1e-9);
+    let compute_files_per_s = 32.0 / (batch_ns * 1e-9);
+
+    let mut runs = Vec::new();
+    let out = dir.join("out");
+    for (format, workers) in [("npy", cores), ("h5", cores), ("npy", 1)] {
+        let name = format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" });
+        runs.push(run_melkit(
+            &melkit,
+            &name,
+            &native,
+            &out,
+            &["--format", format, "--backend", "cpu", "--workers", &workers.to_string()],
+        )?);
+    }
+    runs.push(run_melkit(
+        &melkit,
+        "reference npy (20 files)",
+        &subset,
+        &out,
+        &["--format", "npy", "--backend", "reference"],
+    )?);
+    runs.push(run_melkit(
+        &melkit,
+        "cpu h5, one hour, full length",
+        &long,
+        &out,
+        &["--format", "h5", "--sample-length", "full"],
+    )?);
+
+    let anchor_rows = if anchors { run_anchors(root, &native, cores)? } else { Vec::new() };
+
+    // Amdahl: speedup S on N workers gives the parallel fraction p = (1 - 1/S) / (1 - 1/N).
+    let (one, all) = (&runs[2], &runs[0]);
+    let speedup = all.files_per_s / one.files_per_s;
+    let parallel = if cores > 1 { (1.0 - 1.0 / speedup) / (1.0 - 1.0 / cores as f64) } else { 1.0 };
+
+    let rev = git_rev(root);
+    let machine = machine();
+    let report = json!({
+        "rev": rev,
+        "machine": machine,
+        "cores": cores,
+        "fft_real_256_ns": fft_ns,
+        "fft_limit_files_per_s": limit,
+        "compute_files_per_s": compute_files_per_s,
+        "compute_ratio_to_limit": compute_files_per_s / limit,
+        "latency_ms_one_core": latency_ns * 1e-6,
+        "speedup_all_cores": speedup,
+        "parallel_fraction": parallel,
+        "runs": runs.iter().map(|r| json!({
+            "name": r.name, "files": r.files, "seconds": r.seconds, "files_per_s": r.files_per_s,
+            "segments_per_s": r.segments_per_s, "ratio_to_limit": r.files_per_s / limit,
+            "peak_rss_mb": r.rss_mb, "stage_seconds": r.stages,
+        })).collect::<Vec<_>>(),
+        "anchors": anchor_rows.iter().map(|(n, f)| json!({"name": n, "files_per_s": f})).collect::<Vec<_>>(),
+    });
+    let markdown = table(&report, &runs, &anchor_rows, limit);
+    std::fs::write(dir.join(format!("{rev}.json")), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(dir.join(format!("{rev}.md")), &markdown)?;
+    println!("{markdown}");
+    println!("written: {}", dir.join(format!("{rev}.json")).display());
+    Ok(())
+}
+
+/// The corpus `kind` of `make_corpus.py` in `dir` (made when missing).
+fn corpus(root: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
+    let have = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let want = if kind == "long" { 1 } else { n };
+    if have != want {
+        let _ = std::fs::remove_dir_all(dir);
+        let script = root.join("../shared/bench/make_corpus.py");
+        eprintln!("$ python3 {} {} {kind} {n}", script.display(), dir.display());
+        let status =
+            Command::new("python3").arg(&script).arg(dir).arg(kind).arg(n.to_string()).status()?;
+        if !status.success() {
+            bail!(
+                "make_corpus.py failed (it needs numpy and soundfile: pip install numpy soundfile)"
+            );
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// `melkit run` under GNU time: the report and the peak RSS.
+fn run_melkit(melkit: &Path, name: &str, input: &Path, out: &Path, extra: &[&str]) -> Result<Run> {
+    let _ = std::fs::remove_dir_all(out);
+    let report = out.with_extension("report.json");
+    eprintln!("bench: {name}");
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(melkit)
+        .arg("run")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .arg("--quiet")
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .output()
+        .context("cannot run /usr/bin/time")?;
+    if !output.status.success() {
+        bail!("{name}: melkit failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let rss_kb: f64 = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("no peak RSS from /usr/bin/time")?;
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let _ = std::fs::remove_dir_all(out);
+    Ok(Run {
+        name: name.to_string(),
+        files: r["files_ok"].as_u64().unwrap_or(0) as usize,
+        seconds: r["total_time"].as_f64().unwrap_or(0.0),
+        files_per_s: r["throughput"]["files_per_s"].as_f64().unwrap_or(0.0),
+        segments_per_s: r["throughput"]["segments_per_s"].as_f64().unwrap_or(0.0),
+        rss_mb: rss_kb / 1024.0,
+        stages: r["stage_seconds"].clone(),
+    })
+}
+
+/// `anchors.py` on the same corpus, when librosa and torchaudio are importable.
+fn run_anchors(root: &Path, corpus: &Path, cores: usize) -> Result<Vec<(String, f64)>> {
+    let ok = Command::new("python3")
+        .args(["-c", "import librosa, torchaudio"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "bench: librosa/torchaudio not importable: anchors skipped (pip install librosa soundfile soxr torch torchaudio)"
+        );
+        return Ok(Vec::new());
+    }
+    let output = Command::new("python3")
+        .arg(root.join("../shared/bench/anchors.py"))
+        .arg(corpus)
+        .args(["--workers", &cores.to_string()])
+        .output()?;
+    if !output.status.success() {
+        bail!("anchors.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?.to_string();
+            let fps = l.split("files_per_s=").nth(1)?.trim().parse().ok()?;
+            Some((name, fps))
+        })
+        .collect())
+}
+
+fn criterion_mean_ns(dir: &Path) -> Result<f64> {
+    let path = dir.join("new/estimates.json");
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
+    )?;
+    v["mean"]["point_estimate"].as_f64().context("no mean in estimates.json")
+}
+
+fn git_rev(root: &Path) -> String {
+    let out = |args: &[&str]| Command::new("git").args(args).current_dir(root).output().ok();
+    let rev = out(&["rev-parse", "--short", "HEAD"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "norev".into());
+    let dirty = out(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|o| !o.stdout.is_empty());
+    if dirty { format!("{rev}-dirty") } else { rev }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
+
+fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) -> String {
+    let mut md = String::new();
+    let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
+    let _ = writeln!(
+        md,
+        "## melkit bench {} ({})\n",
+        report["rev"].as_str().unwrap_or(""),
+        report["machine"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        md,
+        "FFT-bound limit: {:.0} files/s ({} cores / (1360 frames × {:.0} ns per 256-point real FFT)). \
+         Compute stage alone: {:.0} files/s = {:.0} % of the limit. \
+         Latency of one 10 s file through `process_file` on one core: {:.2} ms.\n",
+        limit,
+        report["cores"],
+        f("fft_real_256_ns"),
+        f("compute_files_per_s"),
+        100.0 * f("compute_ratio_to_limit"),
+        f("latency_ms_one_core"),
+    );
+    let _ = writeln!(
+        md,
+        "| run | files | files/s | segments/s | of the limit | peak RSS | decode | segment | compute | scale | write |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in runs {
+        let s = |k: &str| r.stages[k].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.0} | {:.0} % | {:.0} MB | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            r.name,
+            r.files,
+            r.files_per_s,
+            r.segments_per_s,
+            100.0 * r.files_per_s / limit,
+            r.rss_mb,
+            s("decode") + s("resample"),
+            s("segment"),
+            s("compute"),
+            s("scale"),
+            s("write")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nScaling: {:.2}× from 1 worker to {}; parallel fraction (Amdahl) {:.3}.",
+        f("speedup_all_cores"),
+        report["cores"],
+        f("parallel_fraction")
+    );
+    if !anchors.is_empty() {
+        let best = runs.first().map_or(0.0, |r| r.files_per_s);
+        let _ = writeln!(md, "\n| anchor (same corpus, same run) | files/s | melkit npy is |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for (name, fps) in anchors {
+            let _ = writeln!(md, "| {name} | {fps:.1} | {:.1}× |", best / fps);
+        }
+    }
+    md
+}
