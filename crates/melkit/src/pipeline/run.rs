@@ -83,6 +83,9 @@ impl Pipeline {
             settled: 0,
             report: &mut report,
             progress,
+            spare_batch: None,
+            spare_outputs: Vec::new(),
+            live_outputs: Vec::new(),
         };
         self.pool.in_place_scope(|scope| run.run(scope));
         report.failures.sort_by_key(|f| found.files.iter().position(|i| i.path == f.path));
@@ -127,6 +130,7 @@ enum Event {
     Computed {
         placed: Vec<Placed>,
         result: Result<(Arc<Vec<f32>>, StepTimings), BackendError>,
+        batch: SignalBatch,
         times: StageTimes,
     },
     Written {
@@ -181,6 +185,11 @@ struct Coordinator<'a, 'r> {
     settled: usize,
     report: &'a mut RunReport,
     progress: &'a dyn Progress,
+    /// Buffers kept for the next batch (allocating them afresh costs a page fault per page).
+    spare_batch: Option<SignalBatch>,
+    spare_outputs: Vec<Vec<f32>>,
+    /// Batch outputs some blocks of which are still to be written.
+    live_outputs: Vec<Arc<Vec<f32>>>,
 }
 
 impl<'a, 'r> Coordinator<'a, 'r>
@@ -265,7 +274,9 @@ where
             return;
         }
         let started = Instant::now();
-        let mut batch = SignalBatch::new();
+        let mut batch = self.spare_batch.take().unwrap_or_default();
+        batch.clear();
+        let mut out = self.spare_outputs.pop().unwrap_or_default();
         let mut placed = Vec::new();
         let mut longs = 0;
         while let Some((file, block)) = self.ready.pop_front() {
@@ -287,7 +298,8 @@ where
             .collect();
         scope.spawn(move |_| {
             let started = Instant::now();
-            let mut out = vec![0.0; batch.output_len(&cx.plan)];
+            // Shrinking truncates; only growth writes zeros (the backend fills every value).
+            out.resize(batch.output_len(&cx.plan), 0.0);
             let result = match backend.lock() {
                 Ok(mut backend) => backend.compute(&batch, &mut out),
                 Err(_) => Err(BackendError::Failed {
@@ -311,7 +323,7 @@ where
             }
             times.add(Stage::Scale, started.elapsed());
             let result = result.map(|steps| (Arc::new(out), steps));
-            let _ = tx.send(Event::Computed { placed, result, times });
+            let _ = tx.send(Event::Computed { placed, result, batch, times });
         });
     }
 
@@ -370,11 +382,13 @@ where
                     Err(e) => self.fail(file, e),
                 }
             }
-            Event::Computed { placed, result, times } => {
+            Event::Computed { placed, result, batch, times } => {
                 self.computing = false;
+                self.spare_batch = Some(batch);
                 self.report.stages.merge(&times);
                 match result {
                     Ok((data, steps)) => {
+                        self.live_outputs.push(data.clone());
                         self.report.backend_steps.merge(&steps);
                         let per_long = self.cx.plan.long_output_len();
                         let mut at = 0;
@@ -402,6 +416,7 @@ where
             Event::Written { file, values, result, times } => {
                 self.writing -= 1;
                 self.unwritten -= values;
+                self.reclaim_outputs();
                 let state = &mut self.states[file];
                 state.stats.times.merge(&times);
                 match result {
@@ -425,6 +440,22 @@ where
         }
     }
 
+    /// Takes back the batch outputs whose blocks are all written.
+    fn reclaim_outputs(&mut self) {
+        let mut i = 0;
+        while i < self.live_outputs.len() {
+            if Arc::strong_count(&self.live_outputs[i]) == 1 {
+                if let Ok(out) = Arc::try_unwrap(self.live_outputs.swap_remove(i)) {
+                    self.spare_outputs.push(out);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        // Two spare buffers are enough to keep the next batches fed.
+        self.spare_outputs.truncate(2);
+    }
+
     /// A file failed: its pending output is dropped (with its temporary file), the others go on.
     fn fail(&mut self, file: usize, error: FileError) {
         let state = &mut self.states[file];
@@ -435,6 +466,7 @@ where
         state.pending.clear();
         state.source = Slot::Empty;
         state.sink = Slot::Empty;
+        self.reclaim_outputs();
         self.settle(file, Err(error));
     }
 
