@@ -3,7 +3,7 @@
 //! content, not the file name.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use hound::SampleFormat;
@@ -46,6 +46,9 @@ pub fn decode_file(path: &Path) -> Result<Audio, DecodeError> {
     Ok(Audio { samples, sample_rate: stream.sample_rate(), channels: stream.channels() })
 }
 
+/// Bytes read at once when a file is opened: a WAV header and ten seconds of 16-bit audio.
+const HEAD_BYTES: usize = 128 * 1024;
+
 /// An open audio file read a block at a time, mixed to mono: WAV streams from disk; other
 /// formats are decoded whole when opened.
 pub struct AudioStream {
@@ -67,6 +70,9 @@ struct WavSource {
     channels: usize,
     /// Bytes of whole frames left in the data chunk.
     remaining: u64,
+    /// The start of the data, read with the header (`head[at..]` is still to be used).
+    head: Vec<u8>,
+    at: usize,
     buf: Vec<u8>,
 }
 
@@ -78,14 +84,14 @@ impl AudioStream {
     pub fn open(path: &Path) -> Result<Self, DecodeError> {
         let mut file = File::open(path)?;
         let size = file.metadata()?.len();
-        let mut head = [0u8; 12];
-        let got = read_up_to(&mut file, &mut head)?;
-        if got == 0 {
+        // One read takes the header and, for a short file, all of its samples.
+        let mut head = Vec::with_capacity(HEAD_BYTES.min(size as usize));
+        (&mut file).take(HEAD_BYTES as u64).read_to_end(&mut head)?;
+        if head.is_empty() {
             return Err(DecodeError::Invalid("the file is empty".into()));
         }
-        file.seek(SeekFrom::Start(0))?;
-        let decoded = if got == 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
-            match open_wav(file, size) {
+        let decoded = if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+            match open_wav(file, size, head) {
                 Err(DecodeError::Unsupported(reason)) => {
                     // hound reads most WAVs; symphonia reads a few more (64-bit float).
                     decode_symphonia(File::open(path)?, path)
@@ -94,6 +100,7 @@ impl AudioStream {
                 other => return other,
             }
         } else {
+            file.seek(SeekFrom::Start(0))?;
             decode_symphonia(file, path)?
         };
         Ok(AudioStream {
@@ -134,14 +141,23 @@ impl AudioStream {
             Source::Wav(wav) => {
                 let frame = wav.kind.bytes() * wav.channels;
                 let bytes = (wav.remaining.min((max * frame) as u64)) as usize;
-                wav.buf.resize(bytes, 0);
-                wav.file.read_exact(&mut wav.buf).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => truncated(),
-                    _ => DecodeError::Io(e),
-                })?;
-                wav.remaining -= bytes as u64;
+                let cached = wav.head.len() - wav.at;
                 let before = out.len();
-                wav.kind.mono(&wav.buf, wav.channels, out);
+                if cached >= bytes {
+                    wav.kind.mono(&wav.head[wav.at..wav.at + bytes], wav.channels, out);
+                    wav.at += bytes;
+                } else {
+                    wav.buf.clear();
+                    wav.buf.extend_from_slice(&wav.head[wav.at..]);
+                    wav.at = wav.head.len();
+                    wav.buf.resize(bytes, 0);
+                    wav.file.read_exact(&mut wav.buf[cached..]).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => truncated(),
+                        _ => DecodeError::Io(e),
+                    })?;
+                    wav.kind.mono(&wav.buf, wav.channels, out);
+                }
+                wav.remaining -= bytes as u64;
                 Ok(out.len() - before)
             }
         }
@@ -152,28 +168,33 @@ fn truncated() -> DecodeError {
     DecodeError::Invalid("the WAV data ends before its header says it does".into())
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
-}
-
 /// A WAV stream positioned at its data; its format checked by hound.
-fn open_wav(mut file: File, size: u64) -> Result<AudioStream, DecodeError> {
-    let spec = hound::WavReader::new(BufReader::new(&file)).map_err(hound_error)?.spec();
+fn open_wav(mut file: File, size: u64, head: Vec<u8>) -> Result<AudioStream, DecodeError> {
+    // The header is parsed from the bytes already read when it fits in them (it nearly always
+    // does), else from the file.
+    let whole = head.len() as u64 == size;
+    let spec = match hound::WavReader::new(Cursor::new(&head[..])) {
+        Ok(reader) => reader.spec(),
+        Err(_) if !whole => {
+            file.seek(SeekFrom::Start(0))?;
+            hound::WavReader::new(BufReader::new(&file)).map_err(hound_error)?.spec()
+        }
+        Err(e) => return Err(hound_error(e)),
+    };
     if spec.channels == 0 {
         return Err(DecodeError::Invalid("the header gives 0 channels".into()));
     }
     if spec.sample_rate == 0 {
         return Err(DecodeError::Invalid("the header gives a sample rate of 0 Hz".into()));
     }
-    file.seek(SeekFrom::Start(0))?;
-    let layout = riff_layout(&mut BufReader::new(&file))?;
+    let layout = match riff_layout(&mut Cursor::new(&head[..])) {
+        Ok(layout) => layout,
+        Err(_) if !whole => {
+            file.seek(SeekFrom::Start(0))?;
+            riff_layout(&mut BufReader::new(&file))?
+        }
+        Err(e) => return Err(e),
+    };
     let channels = usize::from(spec.channels);
     let container = layout.block_align / channels.max(1);
     let kind = SampleKind::of(spec.sample_format, container).ok_or_else(|| {
@@ -186,7 +207,11 @@ fn open_wav(mut file: File, size: u64) -> Result<AudioStream, DecodeError> {
         return Err(truncated());
     }
     let frame = (kind.bytes() * channels) as u64;
-    file.seek(SeekFrom::Start(layout.data_start))?;
+    // Keep the samples already read; the file continues right after them.
+    let at = (layout.data_start as usize).min(head.len());
+    file.seek(SeekFrom::Start(layout.data_start.max(head.len() as u64)))?;
+    let mut head = head;
+    head.truncate((layout.data_start + layout.data_len).min(head.len() as u64) as usize);
     Ok(AudioStream {
         sample_rate: spec.sample_rate,
         channels: spec.channels,
@@ -196,6 +221,8 @@ fn open_wav(mut file: File, size: u64) -> Result<AudioStream, DecodeError> {
             kind,
             channels,
             remaining: layout.data_len / frame * frame,
+            head,
+            at,
             buf: Vec::new(),
         }),
     })

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use hound::{SampleFormat, WavSpec, WavWriter};
-use melkit_io::decode_file;
+use melkit_io::{AudioStream, decode_file};
 
 fn spec(channels: u16, bits: u16, format: SampleFormat) -> WavSpec {
     WavSpec { channels, sample_rate: 8000, bits_per_sample: bits, sample_format: format }
@@ -135,6 +135,48 @@ fn unreadable_inputs_say_why() {
         decode_file(&path).unwrap_err().to_string(),
         "invalid audio: the WAV data ends before its header says it does"
     );
+}
+
+/// A mono 16-bit WAV at 8 kHz with a LIST chunk of `list` bytes before `samples`.
+fn wav_with_list(list: usize, samples: &[i16]) -> Vec<u8> {
+    let mut bytes = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(&8000u32.to_le_bytes());
+    bytes.extend_from_slice(&16000u32.to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"LIST");
+    bytes.extend_from_slice(&(list as u32).to_le_bytes());
+    bytes.resize(bytes.len() + list, b'x');
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&(2 * samples.len() as u32).to_le_bytes());
+    for v in samples {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let riff_len = (bytes.len() - 8) as u32;
+    bytes[4..8].copy_from_slice(&riff_len.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn headers_and_data_of_any_size_are_read_across_buffers() {
+    // A header larger than the first read, and data that straddles it, read in odd blocks.
+    let samples: Vec<i16> = (0..150_000).map(|i| (i % 65536 - 32768) as i16).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for list in [4, 100_000, 200_000] {
+        let path = dir.path().join(format!("list{list}.wav"));
+        std::fs::write(&path, wav_with_list(list, &samples)).unwrap();
+        let want: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        assert_eq!(decode_file(&path).unwrap().samples, want, "LIST of {list} bytes");
+        let mut stream = AudioStream::open(&path).unwrap();
+        assert_eq!(stream.frames(), 150_000);
+        let mut got = Vec::new();
+        while stream.read(7777, &mut got).unwrap() > 0 {}
+        assert_eq!(got, want, "LIST of {list} bytes in blocks");
+    }
 }
 
 #[test]
