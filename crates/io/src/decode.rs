@@ -324,7 +324,17 @@ impl SampleKind {
     fn mono(self, data: &[u8], channels: usize, out: &mut Vec<f32>) {
         let width = self.bytes();
         if channels == 1 {
-            out.extend(data.chunks_exact(width).map(|b| self.value(b)));
+            // One tight loop per format (the format is not re-examined per sample).
+            match self {
+                SampleKind::I16 => out.extend(
+                    data.chunks_exact(2)
+                        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32768.0)),
+                ),
+                SampleKind::F32 => out.extend(
+                    data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                ),
+                kind => out.extend(data.chunks_exact(width).map(|b| kind.value(b))),
+            }
             return;
         }
         let scale = 1.0 / channels as f64;
