@@ -8,6 +8,9 @@
 //!   each with its peak RSS; the one-hour file with `--sample-length full`.
 //! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios.
 //!
+//! Before every run the page cache is settled (dirty pages synced, the cache dropped when run as
+//! root, the inputs read back), so runs compare the same work.
+//!
 //! Writes `target/bench/<git-rev>.json` and `.md`, and prints the table.
 
 use std::fmt::Write as _;
@@ -154,9 +157,22 @@ fn corpus(root: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// Puts the page cache in the same state before every run: dirty pages written, the cache
+/// dropped (as root; a VM's cache grown over hours makes writes several times slower), the
+/// inputs read back in, so every run reads from memory and writes into a clean cache.
+fn settle_page_cache(input: &Path) -> Result<()> {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    for entry in std::fs::read_dir(input)? {
+        let _ = std::fs::read(entry?.path());
+    }
+    Ok(())
+}
+
 /// `melkit run` under GNU time: the report and the peak RSS.
 fn run_melkit(melkit: &Path, name: &str, input: &Path, out: &Path, extra: &[&str]) -> Result<Run> {
     let _ = std::fs::remove_dir_all(out);
+    settle_page_cache(input)?;
     let report = out.with_extension("report.json");
     eprintln!("bench: {name}");
     let output = Command::new("/usr/bin/time")
@@ -205,6 +221,7 @@ fn run_anchors(root: &Path, corpus: &Path, cores: usize) -> Result<Vec<(String, 
         );
         return Ok(Vec::new());
     }
+    settle_page_cache(corpus)?;
     let output = Command::new("python3")
         .arg(root.join("../shared/bench/anchors.py"))
         .arg(corpus)
