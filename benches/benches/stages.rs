@@ -48,27 +48,37 @@ fn stages(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (format, compression) in [
         (OutputFormat::H5, Compression::None),
+        (OutputFormat::H5, Compression::Lzf),
+        (OutputFormat::H5, Compression::Deflate(1)),
         (OutputFormat::H5, Compression::Deflate(4)),
         (OutputFormat::Npy, Compression::None),
+        (OutputFormat::Npz, Compression::None),
+        (OutputFormat::Npz, Compression::Deflate(1)),
         (OutputFormat::Npz, Compression::Deflate(4)),
     ] {
-        let path = dir.path().join(format!("out.{format}"));
+        // A new file every time, as in a run (replacing a file costs ext4 a flush); the file of
+        // the previous iteration is removed outside the timed part.
+        let mut count = 0u64;
         group.bench_function(format!("write/{format}_{compression}"), |b| {
-            b.iter(|| {
-                melkit_io::write_tensor(
-                    &path,
-                    format,
-                    &OutputTensor {
+            b.iter_batched(
+                || {
+                    let _ = std::fs::remove_file(dir.path().join(format!("out{count}.{format}")));
+                    count += 1;
+                    dir.path().join(format!("out{count}.{format}"))
+                },
+                |path| {
+                    let tensor = OutputTensor {
                         data: &data,
                         shape: [40, 2, 64, 17],
                         meta,
                         compression,
                         dtype: Dtype::F32,
                         sync: false,
-                    },
-                )
-                .unwrap()
-            })
+                    };
+                    melkit_io::write_tensor(&path, format, &tensor).unwrap()
+                },
+                criterion::BatchSize::PerIteration,
+            )
         });
     }
     group.finish();

@@ -8,8 +8,10 @@
 //! tile touches stays in L1.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use melkit_core::backend::SignalBatch;
+use melkit_core::backend::{SignalBatch, StepTimings};
 use melkit_core::config::Config;
 use melkit_core::error::BackendError;
 use melkit_core::mel::MelFilterbank;
@@ -26,6 +28,29 @@ use crate::simd::Simd;
 
 /// Frames a tile aims for: enough to amortise the per-tile work, few enough to stay in L1.
 const TILE_FRAMES: usize = 64;
+
+/// Thread-time of each step, summed over the worker threads.
+#[derive(Default)]
+struct Busy([AtomicU64; 3]);
+
+impl Busy {
+    /// The steps' names, as the backend reports them.
+    const STEPS: [&'static str; 3] = ["window+fft+power", "mel", "scale"];
+
+    fn add(&self, times: [Duration; 3]) {
+        for (total, t) in self.0.iter().zip(times) {
+            total.fetch_add(t.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn timings(&self) -> StepTimings {
+        let mut timings = StepTimings::default();
+        for (name, total) in Self::STEPS.iter().zip(&self.0) {
+            timings.add(name, Duration::from_nanos(total.load(Ordering::Relaxed)));
+        }
+        timings
+    }
+}
 
 /// How one frame of a short segment is gathered.
 #[derive(Clone, Debug)]
@@ -113,32 +138,51 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         plan: &SegmentPlan,
         batch: &SignalBatch,
         out: &mut [f32],
-    ) -> Result<(), BackendError> {
+    ) -> Result<StepTimings, BackendError> {
         let samples = batch.samples();
+        let busy = Busy::default();
         out.par_chunks_mut(plan.long_output_len())
             .zip(batch.long_starts().par_iter())
             .for_each_init(
                 || self.scratch(plan),
                 |scratch, (dest, &start)| {
                     let long = &samples[start..start + plan.long_len];
-                    self.simd.run(|| self.long_segment(plan, long, dest, scratch));
+                    let times = self.simd.run(|| self.long_segment(plan, long, dest, scratch));
+                    busy.add(times);
                 },
             );
-        Ok(())
+        Ok(busy.timings())
     }
 
-    /// One long segment, tile by tile.
+    /// One long segment, tile by tile; returns the time of its three steps.
     #[inline(always)]
-    fn long_segment(&self, plan: &SegmentPlan, long: &[f32], dest: &mut [f32], s: &mut Scratch<T>) {
+    fn long_segment(
+        &self,
+        plan: &SegmentPlan,
+        long: &[f32],
+        dest: &mut [f32],
+        s: &mut Scratch<T>,
+    ) -> [Duration; 3] {
         let per_short = plan.short_output_len();
+        let mut times = [Duration::ZERO; 3];
+        let mut clock = Instant::now();
+        let mut lap = |step: usize, clock: &mut Instant| {
+            let now = Instant::now();
+            times[step] += now - *clock;
+            *clock = now;
+        };
         for first in (0..plan.n_short).step_by(self.tile_shorts) {
             let shorts = self.tile_shorts.min(plan.n_short - first);
             let frames = shorts * plan.n_frames;
             self.spectra(plan, long, first, frames, s);
+            lap(0, &mut clock);
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
             self.mel.project(&s.power[..plan.n_bins * frames], frames, plan.n_frames, out);
+            lap(1, &mut clock);
             self.scale.apply_f32(out);
+            lap(2, &mut clock);
         }
+        times
     }
 
     /// The power spectra `[bin][frame]` of `frames` frames starting at short segment `first`.

@@ -124,7 +124,8 @@ impl SignalBatch {
     }
 }
 
-/// How long a backend's own steps took (upload, FFT, mel, download...), in the order they ran.
+/// How long a backend's own steps took (upload, FFT, mel, download...), in the order they ran:
+/// thread-time summed over the threads that ran them, so that stages compare as CPU time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepTimings {
     steps: Vec<(&'static str, Duration)>,

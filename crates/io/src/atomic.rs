@@ -4,17 +4,21 @@
 
 use std::path::Path;
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::error::WriteError;
 
-/// A new temporary file beside `path` (its folder created if needed), named `.NAME.XXXX.tmp`,
-/// with the permissions of an ordinary new file. It is deleted if dropped before
-/// [`commit`](commit) renames it.
+/// Creates a new temporary file beside `path` (its folder created if needed), named
+/// `.NAME.XXXX.tmp`, with `create` (which must create the file exclusively, never truncate
+/// one: on ext4 a truncated file is flushed to disk when it is closed). The path is deleted
+/// if dropped before [`commit`] renames it.
 ///
 /// # Errors
-/// The folder cannot be created or written.
-pub fn temp_beside(path: &Path) -> Result<NamedTempFile, WriteError> {
+/// The folder cannot be created, or `create` fails.
+pub fn temp_beside<R>(
+    path: &Path,
+    create: impl FnMut(&Path) -> std::io::Result<R>,
+) -> Result<(R, TempPath), WriteError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -22,21 +26,23 @@ pub fn temp_beside(path: &Path) -> Result<NamedTempFile, WriteError> {
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // Outputs are ordinary files: readable as the umask allows, not private like temporaries.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    Ok(builder.tempfile_in(dir)?)
+    let temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").make_in(dir, create)?;
+    let (file, temp) = temp.into_parts();
+    Ok((file, temp))
+}
+
+/// A new file for writing, created exclusively (with the permissions of any new file).
+pub fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path)
 }
 
 /// Renames a complete temporary file over `path`; with `sync` its data reaches the disk first.
 ///
 /// # Errors
 /// The flush or the rename fails (the temporary file is then removed).
-pub fn commit(temp: NamedTempFile, path: &Path, sync: bool) -> Result<(), WriteError> {
+pub fn commit(temp: TempPath, path: &Path, sync: bool) -> Result<(), WriteError> {
     if sync {
-        std::fs::File::open(temp.path())?.sync_all()?;
+        std::fs::File::open(&temp)?.sync_all()?;
     }
     temp.persist(path).map_err(|e| WriteError::Io(e.error))?;
     Ok(())

@@ -1,5 +1,5 @@
 //! HDF5 output (SPEC §3): dataset `mel` created at its full shape, chunked by whole long
-//! segments, optionally shuffled and deflated, with the attributes `axes`, `config`, `source`,
+//! segments, optionally shuffled and compressed (deflate or LZF), with the attributes `axes`, `config`, `source`,
 //! `sample_rate` and `melkit_version`; written block by block.
 
 use std::path::Path;
@@ -18,6 +18,15 @@ fn h5_error(e: hdf5::Error) -> WriteError {
     WriteError::Hdf5(e.to_string())
 }
 
+/// Creates a new HDF5 file, exclusively (never truncating one: ext4 flushes a truncated file to
+/// disk when it is closed).
+///
+/// # Errors
+/// The file exists, or the HDF5 library fails.
+pub fn create_file(path: &Path) -> std::io::Result<hdf5::File> {
+    hdf5::File::create_excl(path).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// Chunks of whole long segments, about [`CHUNK_BYTES`] each.
 pub fn chunk_shape(shape: [usize; 4], element_bytes: usize) -> [usize; 4] {
     let per_long = (shape[1] * shape[2] * shape[3] * element_bytes).max(1);
@@ -34,22 +43,29 @@ pub struct H5Sink {
 }
 
 impl H5Sink {
-    /// Creates the file and its dataset with every attribute.
+    /// Creates the dataset, with every attribute, in a new file.
     ///
     /// # Errors
     /// The HDF5 library fails.
-    pub fn create(
-        path: &Path,
+    pub fn new(
+        file: hdf5::File,
         meta: &TensorMeta<'_>,
         shape: [usize; 4],
         compression: Compression,
         dtype: Dtype,
     ) -> Result<Self, WriteError> {
-        let file = hdf5::File::create(path).map_err(h5_error)?;
         let element_bytes = if dtype == Dtype::F16 { 2 } else { 4 };
-        let mut builder = file.new_dataset_builder().chunk(chunk_shape(shape, element_bytes));
-        if let Compression::Deflate(level) = compression {
-            builder = builder.shuffle().deflate(level);
+        // Every value is written, so HDF5 need not write fill values first; no timestamps, so
+        // that the same input gives the same bytes.
+        let mut builder = file
+            .new_dataset_builder()
+            .chunk(chunk_shape(shape, element_bytes))
+            .fill_time(hdf5::plist::dataset_create::FillTime::Never)
+            .obj_track_times(false);
+        match compression {
+            Compression::None => {}
+            Compression::Deflate(level) => builder = builder.shuffle().deflate(level),
+            Compression::Lzf => builder = builder.shuffle().lzf(),
         }
         let mel = match dtype {
             Dtype::F32 => builder.empty::<f32>().shape(shape).create("mel"),

@@ -64,6 +64,8 @@ pub enum Compression {
     None,
     /// Deflate (gzip) at a level from 1 to 9; HDF5 shuffles bytes first.
     Deflate(u8),
+    /// LZF (HDF5 only; h5py reads it natively): fast, lighter compression; bytes shuffled first.
+    Lzf,
 }
 
 impl Compression {
@@ -82,6 +84,7 @@ impl Compression {
             "deflate" | "gzip" => {
                 Some(Compression::Deflate(level.unwrap_or(Self::DEFAULT_DEFLATE_LEVEL)))
             }
+            "lzf" if level.is_none() => Some(Compression::Lzf),
             _ => None,
         }
     }
@@ -92,6 +95,7 @@ impl fmt::Display for Compression {
         match self {
             Compression::None => f.write_str("none"),
             Compression::Deflate(level) => write!(f, "deflate:{level}"),
+            Compression::Lzf => f.write_str("lzf"),
         }
     }
 }
@@ -146,6 +150,11 @@ pub fn check_options(format: OutputFormat, compression: Compression) -> Result<(
         return Err(WriteError::Unsupported(format!(
             "format {format} is not compiled into this build (enable the `hdf5` feature)"
         )));
+    }
+    if format == OutputFormat::Npz && compression == Compression::Lzf {
+        return Err(WriteError::Unsupported(
+            "compression lzf is for --format h5 (NPZ files take none or deflate)".into(),
+        ));
     }
     if format == OutputFormat::Npy && compression != Compression::None {
         return Err(WriteError::Unsupported(format!(

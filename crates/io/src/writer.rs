@@ -5,11 +5,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::atomic::{commit, temp_beside};
+use crate::atomic::{commit, create_new, temp_beside};
 use crate::error::WriteError;
 use crate::npy::{descr, npy_header, unicode_scalar_npy, write_values};
 use crate::output::{Compression, Dtype, OutputFormat, TensorMeta, check_options};
@@ -25,7 +25,7 @@ enum Sink {
 /// One output being written (see the module documentation).
 pub struct TensorWriter {
     path: PathBuf,
-    temp: NamedTempFile,
+    temp: TempPath,
     sink: Sink,
     shape: [usize; 4],
     written: usize,
@@ -53,19 +53,19 @@ impl TensorWriter {
         sync: bool,
     ) -> Result<Self, WriteError> {
         check_options(format, compression)?;
-        let temp = temp_beside(path)?;
         let header = npy_header(descr(dtype), &shape);
-        let sink = match format {
+        let (sink, temp) = match format {
             OutputFormat::Npy => {
-                let mut file = BufWriter::with_capacity(1 << 16, temp.reopen()?);
+                let (file, temp) = temp_beside(path, create_new)?;
+                let mut file = BufWriter::with_capacity(1 << 16, file);
                 file.write_all(&header)?;
-                Sink::Npy(file)
+                (Sink::Npy(file), temp)
             }
             OutputFormat::Npz => {
                 let bytes =
                     shape.iter().product::<usize>() * if dtype == Dtype::F16 { 2 } else { 4 };
                 let options = match compression {
-                    Compression::None => {
+                    Compression::None | Compression::Lzf => {
                         SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
                     }
                     Compression::Deflate(level) => SimpleFileOptions::default()
@@ -73,14 +73,16 @@ impl TensorWriter {
                         .compression_level(Some(i64::from(level))),
                 }
                 .large_file(bytes > u32::MAX as usize / 2);
-                let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, temp.reopen()?));
+                let (file, temp) = temp_beside(path, create_new)?;
+                let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
                 zip.start_file("mel.npy", options).map_err(npy_error)?;
                 zip.write_all(&header)?;
-                Sink::Npz(Box::new(zip), meta.config_json.to_string())
+                (Sink::Npz(Box::new(zip), meta.config_json.to_string()), temp)
             }
             #[cfg(feature = "hdf5")]
             OutputFormat::H5 => {
-                Sink::H5(crate::h5::H5Sink::create(temp.path(), meta, shape, compression, dtype)?)
+                let (file, temp) = temp_beside(path, crate::h5::create_file)?;
+                (Sink::H5(crate::h5::H5Sink::new(file, meta, shape, compression, dtype)?), temp)
             }
             #[cfg(not(feature = "hdf5"))]
             OutputFormat::H5 => unreachable!("check_options refuses h5 without the feature"),

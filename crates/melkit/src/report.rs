@@ -49,10 +49,9 @@ impl Stage {
     }
 }
 
-/// Time spent in each stage. Decode, resample, scale and write run file by file on several
-/// threads at once and count the time of every thread (thread-seconds); segment and compute are
-/// the wall time of their batch-wide step (compute keeps every worker busy). Their sum can
-/// therefore exceed the run's wall time.
+/// Time spent in each stage, in thread-seconds: every worker's time is counted (for compute,
+/// as the backend reports its steps), so the stages add up to the CPU time of the run and can
+/// exceed its wall time.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StageTimes([Duration; 6]);
 

@@ -80,11 +80,11 @@ pub struct Budget {
 
 impl Budget {
     /// The budget of a configuration: `memory_limit`, or 1/8 of the memory available at most
-    /// 64 MiB (halved with `memory_efficient`), shared as a quarter for decoded audio, a
+    /// 32 MiB (halved with `memory_efficient`), shared as a quarter for decoded audio, a
     /// quarter for the batch and half for outputs waiting to be written.
     pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
         let mut bytes = match config.memory_limit {
-            0 => (available_memory() / 8).clamp(8 << 20, 64 << 20),
+            0 => (available_memory() / 8).clamp(8 << 20, 32 << 20),
             n => n,
         };
         if config.memory_efficient {
@@ -242,7 +242,7 @@ impl Pipeline {
         let started = Instant::now();
         let (pool, backend) = (&self.pool, &mut self.backend);
         let result = pool.install(|| backend.compute(batch, out));
-        times.add(Stage::Compute, started.elapsed());
+        times.add(Stage::Compute, compute_time(&result, started.elapsed()));
         result
     }
 
@@ -259,6 +259,18 @@ impl Pipeline {
         options: &OutputOptions,
     ) -> Result<RunReport, Error> {
         self.process_paths_with(inputs, out_dir, options, &())
+    }
+}
+
+/// The compute stage's time: the thread-time of the backend's steps as it reports them, or the
+/// wall time of the call when it reports none.
+pub(crate) fn compute_time(
+    result: &Result<StepTimings, BackendError>,
+    wall: std::time::Duration,
+) -> std::time::Duration {
+    match result {
+        Ok(steps) if !steps.total().is_zero() => steps.total(),
+        _ => wall,
     }
 }
 

@@ -19,7 +19,7 @@ use melkit_io::output::check_options;
 
 use super::sink::{FileSink, OutputSpec};
 use super::source::{Block, FileSource};
-use super::{Budget, OutputOptions, Pipeline, Progress};
+use super::{Budget, OutputOptions, Pipeline, Progress, compute_time};
 use crate::discover::{InputFile, check_collisions, discover};
 use crate::error::{Error, FileError};
 use crate::report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
@@ -307,7 +307,7 @@ where
                     reason: "the backend panicked".into(),
                 }),
             };
-            times.add(Stage::Compute, started.elapsed());
+            times.add(Stage::Compute, compute_time(&result, started.elapsed()));
             // A file computed whole gets its per-file scaling now (longer files at the end).
             let started = Instant::now();
             if result.is_ok() && !cx.file_scale.is_identity() {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use melkit_core::config::Dtype;
 use melkit_core::scale::FileScale;
 use melkit_io::{Compression, OutputFormat, TensorMeta, TensorWriter, WriteError};
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 /// Everything needed to create an output, owned.
 pub(super) struct OutputSpec {
@@ -47,7 +47,7 @@ impl OutputSpec {
 /// Where a file's values go.
 enum Target {
     Direct(TensorWriter),
-    Deferred { scratch: BufWriter<File>, temp: NamedTempFile, max: f32 },
+    Deferred { scratch: BufWriter<File>, temp: TempPath, max: f32 },
 }
 
 /// An output in progress.
@@ -62,9 +62,12 @@ impl FileSink {
     /// Starts the output; `deferred` when the values still need the whole file's scaling.
     pub fn create(spec: OutputSpec, deferred: bool) -> Result<Self, WriteError> {
         let target = if deferred {
-            let temp = melkit_io::atomic::temp_beside(&spec.path.with_extension("raw"))?;
+            let (file, temp) = melkit_io::atomic::temp_beside(
+                &spec.path.with_extension("raw"),
+                melkit_io::atomic::create_new,
+            )?;
             Target::Deferred {
-                scratch: BufWriter::with_capacity(1 << 16, temp.reopen()?),
+                scratch: BufWriter::with_capacity(1 << 16, file),
                 temp,
                 max: f32::NEG_INFINITY,
             }
@@ -99,7 +102,7 @@ impl FileSink {
                 drop(scratch.into_inner().map_err(|e| WriteError::Io(e.into_error()))?);
                 let mut writer = spec.writer()?;
                 let per_long = spec.shape[1] * spec.shape[2] * spec.shape[3];
-                let mut reader = BufReader::new(File::open(temp.path())?);
+                let mut reader = BufReader::new(File::open(&temp)?);
                 let mut values = vec![0f32; per_long * 64];
                 let mut left = spec.shape[0];
                 while left > 0 {
