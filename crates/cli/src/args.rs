@@ -44,7 +44,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendKind,
 
-    /// Compression of HDF5 and NPZ outputs: none, deflate or deflate:LEVEL (1-9).
+    /// Compression of HDF5 and NPZ outputs: none, deflate or deflate:LEVEL (1-9), lzf (HDF5).
     #[arg(long, default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
 
@@ -80,7 +80,7 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 
 fn parse_compression(s: &str) -> Result<Compression, String> {
     Compression::parse(s)
-        .ok_or_else(|| "must be none, deflate or deflate:LEVEL with LEVEL 1-9".into())
+        .ok_or_else(|| "must be none, deflate, deflate:LEVEL with LEVEL 1-9, or lzf".into())
 }
 
 /// The flag of a key: its name with dashes.

@@ -205,6 +205,13 @@ mod tests {
         assert_eq!(Compression::parse("deflate:0"), None);
         assert_eq!(Compression::parse("zstd"), None);
         assert_eq!(Compression::Deflate(6).to_string(), "deflate:6");
+        assert_eq!(Compression::parse("lzf"), Some(Compression::Lzf));
+        assert_eq!(Compression::parse("lzf:3"), None);
+        let e = check_options(OutputFormat::Npz, Compression::Lzf).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "compression lzf is for --format h5 (NPZ files take none or deflate)"
+        );
     }
 
     #[test]

@@ -98,6 +98,7 @@ fn h5_in_blocks_reads_back_with_attributes() {
         (Compression::None, Dtype::F32),
         (Compression::Deflate(4), Dtype::F32),
         (Compression::Deflate(1), Dtype::F16),
+        (Compression::Lzf, Dtype::F32),
     ] {
         let want = write(&path, OutputFormat::H5, compression, dtype);
         let file = hdf5::File::open(&path).unwrap();
