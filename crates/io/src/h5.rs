@@ -63,7 +63,8 @@ impl H5Sink {
             .fill_time(hdf5::plist::dataset_create::FillTime::Never)
             .obj_track_times(false);
         match compression {
-            Compression::None => {}
+            // Unfiltered chunks go straight to the file: the chunk cache would only copy them.
+            Compression::None => builder = builder.chunk_cache(0, 0, 1.0),
             Compression::Deflate(level) => builder = builder.shuffle().deflate(level),
             Compression::Lzf => builder = builder.shuffle().lzf(),
         }
