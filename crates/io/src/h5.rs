@@ -11,8 +11,9 @@ use ndarray::{ArrayView4, s};
 use crate::error::WriteError;
 use crate::output::{AXES, Compression, Dtype, TensorMeta};
 
-/// Bytes a chunk aims for: large enough to compress well, small enough for HDF5's chunk cache.
-const CHUNK_BYTES: usize = 256 * 1024;
+/// Bytes a chunk aims for: a ten-second file in one chunk (fewer chunks, less metadata), small
+/// enough for the 1 MiB chunk cache readers have by default.
+const CHUNK_BYTES: usize = 512 * 1024;
 
 fn h5_error(e: hdf5::Error) -> WriteError {
     WriteError::Hdf5(e.to_string())
