@@ -83,7 +83,7 @@ pub struct Engine<T: FftNum> {
 }
 
 /// Per-thread buffers, reused across the long segments a thread computes.
-struct Scratch<T> {
+pub struct Scratch<T> {
     /// Two windowed frames, before they are packed into `buffer`.
     frame_a: Vec<T>,
     frame_b: Vec<T>,
@@ -120,7 +120,8 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         }
     }
 
-    fn scratch(&self, plan: &SegmentPlan) -> Scratch<T> {
+    /// Buffers for one thread.
+    pub fn scratch(&self, plan: &SegmentPlan) -> Scratch<T> {
         let frames = self.tile_shorts * plan.n_frames;
         Scratch {
             frame_a: vec![T::zero(); plan.n_fft],
@@ -152,6 +153,28 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
                 },
             );
         Ok(busy.timings())
+    }
+
+    /// The instruction set the kernel runs with.
+    pub fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// Frames in a full tile.
+    pub fn tile_frames(&self, plan: &SegmentPlan) -> usize {
+        self.tile_shorts * plan.n_frames
+    }
+
+    /// The mel projection of the spectra in `s` (a tile of `frames` frames) into `out`.
+    #[inline(always)]
+    pub fn project(&self, plan: &SegmentPlan, frames: usize, s: &Scratch<T>, out: &mut [f32]) {
+        self.mel.project(&s.power[..plan.n_bins * frames], frames, plan.n_frames, out);
+    }
+
+    /// The element-wise scaling.
+    #[inline(always)]
+    pub fn scale(&self, values: &mut [f32]) {
+        self.scale.apply_f32(values);
     }
 
     /// One long segment, tile by tile; returns the time of its three steps.
@@ -187,7 +210,7 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
 
     /// The power spectra `[bin][frame]` of `frames` frames starting at short segment `first`.
     #[inline(always)]
-    fn spectra(
+    pub fn spectra(
         &self,
         plan: &SegmentPlan,
         long: &[f32],

@@ -71,3 +71,47 @@ impl Backend for CpuBackend {
         }
     }
 }
+
+/// The CPU backend's steps one at a time, on one long segment, for benchmarks: the fused
+/// kernel splits into window + FFT + power, the mel projection and the scaling.
+pub struct Steps {
+    plan: SegmentPlan,
+    engine: Engine<f32>,
+    scratch: engine::Scratch<f32>,
+}
+
+impl Steps {
+    /// The steps for a configuration (its FFT in f32, whatever the scale).
+    ///
+    /// # Errors
+    /// The configuration's first invalid key.
+    pub fn new(config: &Config) -> Result<Self, BackendError> {
+        let plan = SegmentPlan::new(config)?;
+        let engine = Engine::new(config, &plan);
+        let scratch = engine.scratch(&plan);
+        Ok(Steps { plan, engine, scratch })
+    }
+
+    /// Window, FFT and power of the first tile of short segments of `long` (one long segment).
+    pub fn spectra(&mut self, long: &[f32]) {
+        let Steps { plan, engine, scratch } = self;
+        let frames = engine.tile_frames(plan);
+        engine.simd().run(|| engine.spectra(plan, long, 0, frames, scratch));
+    }
+
+    /// The mel projection of the last spectra into `out` (one tile's output).
+    pub fn mel(&mut self, out: &mut [f32]) {
+        let frames = self.engine.tile_frames(&self.plan);
+        self.engine.simd().run(|| self.engine.project(&self.plan, frames, &self.scratch, out));
+    }
+
+    /// The element-wise scaling of `values`.
+    pub fn scale(&self, values: &mut [f32]) {
+        self.engine.simd().run(|| self.engine.scale(values));
+    }
+
+    /// Values in one tile's output.
+    pub fn tile_output_len(&self) -> usize {
+        self.engine.tile_frames(&self.plan) / self.plan.n_frames * self.plan.short_output_len()
+    }
+}
