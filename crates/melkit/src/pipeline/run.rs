@@ -86,8 +86,30 @@ impl Pipeline {
             spare_batch: None,
             spare_outputs: Vec::new(),
             live_outputs: Vec::new(),
+            writer: None,
         };
-        self.pool.in_place_scope(|scope| run.run(scope));
+        // HDF5 takes one call at a time: its writes go to a thread of their own, always ready,
+        // rather than waiting in the pool's queue behind computing; other formats are written by
+        // pool tasks, several at once.
+        std::thread::scope(|threads| {
+            if options.format == OutputFormat::H5 {
+                let (jobs, queue) = channel::<WriteJob<'_>>();
+                let (events, cx) = (run.tx.clone(), run.cx);
+                let _ = std::thread::Builder::new().name("melkit-writer".into()).spawn_scoped(
+                    threads,
+                    move || {
+                        for job in queue {
+                            let _ = events.send(job.run(cx));
+                        }
+                    },
+                );
+                run.writer = Some(jobs);
+                run.write_slots = 4;
+            }
+            self.pool.in_place_scope(|scope| run.run(scope));
+            run.writer = None;
+        });
+        drop(run);
         report.failures.sort_by_key(|f| found.files.iter().position(|i| i.path == f.path));
         report.total_time = started.elapsed();
         Ok(report)
@@ -190,6 +212,29 @@ struct Coordinator<'a, 'r> {
     spare_outputs: Vec<Vec<f32>>,
     /// Batch outputs some blocks of which are still to be written.
     live_outputs: Vec<Arc<Vec<f32>>>,
+    /// The writer thread's queue, when writes do not run on the pool.
+    writer: Option<Sender<WriteJob<'a>>>,
+}
+
+/// Writing some blocks of one file (see [`write`]).
+struct WriteJob<'a> {
+    file: usize,
+    input: &'a InputFile,
+    sink: Option<Box<FileSink>>,
+    blocks: Vec<Computed>,
+    n_long: usize,
+    complete: bool,
+    values: usize,
+}
+
+impl WriteJob<'_> {
+    fn run(self, cx: &Context<'_>) -> Event {
+        let started = Instant::now();
+        let result = write(cx, self.input, self.sink, &self.blocks, self.n_long, self.complete);
+        let mut times = StageTimes::default();
+        times.add(Stage::Write, started.elapsed());
+        Event::Written { file: self.file, values: self.values, result, times }
+    }
 }
 
 impl<'a, 'r> Coordinator<'a, 'r>
@@ -349,14 +394,22 @@ where
             let values: usize = blocks.iter().map(|b| b.range.len()).sum();
             let n_long = state.n_long;
             self.writing += 1;
-            let (tx, cx, input) = (self.tx.clone(), self.cx, &self.files[file]);
-            scope.spawn(move |_| {
-                let started = Instant::now();
-                let result = write(cx, input, sink, &blocks, n_long, complete);
-                let mut times = StageTimes::default();
-                times.add(Stage::Write, started.elapsed());
-                let _ = tx.send(Event::Written { file, values, result, times });
-            });
+            let job =
+                WriteJob { file, input: &self.files[file], sink, blocks, n_long, complete, values };
+            match &self.writer {
+                Some(writer) => {
+                    if let Err(unsent) = writer.send(job) {
+                        // The writer thread is gone (it panicked): write here instead.
+                        let _ = self.tx.send(unsent.0.run(self.cx));
+                    }
+                }
+                None => {
+                    let (tx, cx) = (self.tx.clone(), self.cx);
+                    scope.spawn(move |_| {
+                        let _ = tx.send(job.run(cx));
+                    });
+                }
+            }
         }
     }
 
