@@ -328,6 +328,7 @@ where
             self.ready_values -= block.samples.len();
             longs += block.n_long;
             batch.push_prepared(&self.cx.plan, &block.samples, block.n_long);
+            super::source::recycle(block.samples);
             placed.push(Placed { file, first_long: block.first_long, n_long: block.n_long });
             if longs >= budget.batch_longs {
                 break;

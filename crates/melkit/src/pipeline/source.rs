@@ -3,6 +3,7 @@
 //! fixed length needs is read, and only one block (plus the overlap of long segments) is held.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use melkit_core::SegmentPlan;
@@ -13,6 +14,29 @@ use crate::report::{Stage, StageTimes};
 
 /// Samples read from the file at a time.
 const READ_FRAMES: usize = 1 << 16;
+
+/// Sample buffers of finished blocks, kept for the next files (a fresh buffer costs a page fault
+/// per page as it fills).
+static SPARE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// An empty buffer, with the capacity of an earlier block when one is spare.
+fn spare_buffer() -> Vec<f32> {
+    SPARE.lock().ok().and_then(|mut spare| spare.pop()).unwrap_or_default()
+}
+
+/// Spare buffers kept at most, in samples all together (8 MiB: a few ten-second blocks).
+const SPARE_SAMPLES: usize = 2 << 20;
+
+/// Keeps a block's buffer for a later file, while the spares stay within `SPARE_SAMPLES`.
+pub(super) fn recycle(mut buffer: Vec<f32>) {
+    buffer.clear();
+    if let Ok(mut spare) = SPARE.lock() {
+        let kept: usize = spare.iter().map(Vec::capacity).sum();
+        if kept + buffer.capacity() <= SPARE_SAMPLES {
+            spare.push(buffer);
+        }
+    }
+}
 
 /// Prepared samples for long segments `first_long .. first_long + n_long` of a file.
 pub(super) struct Block {
@@ -71,7 +95,7 @@ impl FileSource {
         Ok(FileSource {
             stream,
             resampler,
-            window: Vec::new(),
+            window: spare_buffer(),
             window_start: 0,
             produced: 0,
             exhausted: false,
