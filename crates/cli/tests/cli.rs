@@ -3,29 +3,17 @@
 //! exit codes, folder mirroring, and failures that lose nothing already written.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
+mod common;
+
+use common::*;
 use hdf5::types::VarLenUnicode;
 use ndarray::Array4;
 use ndarray_npy::ReadNpyExt;
 
 const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
-
-fn golden_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("MELKIT_GOLDEN_DIR") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
-}
-
-fn melkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_melkit")).args(args).output().expect("run melkit")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// A golden case's configuration as command-line flags.
 fn golden_flags(name: &str) -> Vec<String> {
@@ -44,39 +32,6 @@ fn golden_flags(name: &str) -> Vec<String> {
         flags.push(value);
     }
     flags
-}
-
-fn golden(name: &str) -> (Vec<f32>, Vec<usize>, String) {
-    let json: serde_json::Value =
-        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
-            .unwrap();
-    let a = Array4::<f32>::read_npy(File::open(golden_dir().join(format!("{name}.npy"))).unwrap())
-        .unwrap();
-    (
-        a.iter().copied().collect(),
-        a.shape().to_vec(),
-        json["tolerance"].as_str().unwrap().to_string(),
-    )
-}
-
-/// Asserts `got` is within the golden case's tolerance (SPEC §2, CPU precision).
-fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
-    assert_eq!(got.len(), want.len(), "{name}: size");
-    let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
-    let max_d =
-        got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
-    let d2: f64 = got.iter().zip(want).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
-    let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
-    match tolerance {
-        "exact" => assert!(max_d / max_b <= 1e-5, "{name}: max rel {}", max_d / max_b),
-        _ => assert!((d2 / b2).sqrt() <= 1e-3, "{name}: rel L2 {}", (d2 / b2).sqrt()),
-    }
-}
-
-fn read_h5(path: &Path) -> (Vec<f32>, Vec<usize>, hdf5::Dataset) {
-    let file = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mel = file.dataset("mel").unwrap();
-    (mel.read_raw::<f32>().unwrap(), mel.shape(), mel)
 }
 
 fn attr(ds: &hdf5::Dataset, name: &str) -> String {
@@ -303,12 +258,6 @@ fn invalid_configuration_is_a_usage_error_naming_the_key() {
     assert!(!Path::new(out).exists(), "nothing may be written on a usage error");
 }
 
-/// Copies the golden case `name`'s WAV to `to`.
-fn copy_golden(name: &str, to: &Path) {
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(golden_dir().join(format!("{name}.wav")), to).unwrap();
-}
-
 #[test]
 fn folders_are_mirrored_and_a_bad_file_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,24 +291,6 @@ fn folders_are_mirrored_and_a_bad_file_fails_alone() {
         assert_close(rel, a.as_slice().unwrap(), &want, &tolerance);
     }
     assert!(!out.join("a/broken.npy").exists());
-}
-
-/// Every file under `dir`, relative.
-fn tree(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                found.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 #[test]

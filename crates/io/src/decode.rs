@@ -1,20 +1,14 @@
-//! Decoding audio files to mono f32 in [-1, 1) (SPEC §1 steps 1–2): WAV through hound, and what
-//! hound does not read (64-bit float WAV) through symphonia. The format is found from the
-//! content, not the file name.
+//! Decoding audio files to mono f32 in [-1, 1) (SPEC §1 steps 1–2): WAV streamed from disk
+//! (its header checked by hound), every other format through symphonia (`codec`). The format is
+//! found from the content, not the file name. Samples that are NaN or infinite are refused.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use hound::SampleFormat;
-use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::DecoderOptions;
-use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::FormatOptions;
-use symphonia::core::io::MediaSourceStream;
-use symphonia::core::meta::MetadataOptions;
-use symphonia::core::probe::Hint;
 
+use crate::codec::Packets;
 use crate::error::DecodeError;
 
 /// A decoded file: the mean of its channels, at its own sample rate.
@@ -49,18 +43,25 @@ pub fn decode_file(path: &Path) -> Result<Audio, DecodeError> {
 /// Bytes read at once when a file is opened: a WAV header and ten seconds of 16-bit audio.
 const HEAD_BYTES: usize = 128 * 1024;
 
-/// An open audio file read a block at a time, mixed to mono: WAV streams from disk; other
-/// formats are decoded whole when opened.
+/// Compressed files expected to decode to at most this many mono samples (16 MiB of f32) are
+/// decoded whole when opened; longer ones are decoded twice, once to count their samples (which
+/// the output's shape needs) and once as they are read, so memory stays bounded.
+const DECODE_WHOLE: u64 = 4 << 20;
+
+/// An open audio file read a block at a time, mixed to mono.
 pub struct AudioStream {
     sample_rate: u32,
     channels: u16,
     frames: u64,
+    /// Samples handed out so far (for the position in messages).
+    position: u64,
     source: Source,
 }
 
 enum Source {
     Wav(WavSource),
     Decoded { samples: Vec<f32>, pos: usize },
+    Packets(Box<Packets>),
 }
 
 /// A WAV data chunk read from the file as it is needed.
@@ -90,25 +91,62 @@ impl AudioStream {
         if head.is_empty() {
             return Err(DecodeError::Invalid("the file is empty".into()));
         }
-        let decoded = if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
+        if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WAVE" {
             match open_wav(file, size, head) {
                 Err(DecodeError::Unsupported(reason)) => {
                     // hound reads most WAVs; symphonia reads a few more (64-bit float).
-                    decode_symphonia(File::open(path)?, path)
-                        .map_err(|_| DecodeError::Unsupported(reason))?
+                    Self::open_packets(path, size).map_err(|_| DecodeError::Unsupported(reason))
                 }
-                other => return other,
+                other => other,
             }
         } else {
-            file.seek(SeekFrom::Start(0))?;
-            decode_symphonia(file, path)?
+            drop(file);
+            Self::open_packets(path, size)
+        }
+    }
+
+    /// Opens a file symphonia decodes: whole when it is short, else counted first.
+    fn open_packets(path: &Path, size: u64) -> Result<Self, DecodeError> {
+        let mut packets = Packets::open(File::open(path)?, path)?;
+        let rate = packets.sample_rate();
+        // No format packs more than ~12 samples into a byte (MP3 at 32 kbit/s, 48 kHz).
+        let mut stream = AudioStream {
+            sample_rate: rate,
+            channels: packets.channels(),
+            frames: 0,
+            position: 0,
+            source: Source::Decoded { samples: Vec::new(), pos: 0 },
         };
-        Ok(AudioStream {
-            sample_rate: decoded.sample_rate,
-            channels: decoded.channels,
-            frames: decoded.samples.len() as u64,
-            source: Source::Decoded { samples: decoded.samples, pos: 0 },
-        })
+        if size.saturating_mul(12) <= DECODE_WHOLE {
+            let mut samples = Vec::new();
+            while packets.read(1 << 20, &mut samples)? > 0 {
+                check_finite(&samples[stream.frames as usize..], stream.frames)?;
+                stream.frames = samples.len() as u64;
+            }
+            stream.channels = packets.channels();
+            stream.source = Source::Decoded { samples, pos: 0 };
+        } else {
+            let mut counter = Packets::open(File::open(path)?, path)?;
+            let mut scratch = Vec::with_capacity(1 << 16);
+            loop {
+                scratch.clear();
+                let n = counter.read(1 << 16, &mut scratch)?;
+                if n == 0 {
+                    break;
+                }
+                check_finite(&scratch, stream.frames)?;
+                stream.frames += n as u64;
+            }
+            stream.channels = counter.channels();
+            stream.source = Source::Packets(Box::new(packets));
+        }
+        if stream.channels == 0 {
+            return Err(DecodeError::Invalid("the header gives 0 channels".into()));
+        }
+        if stream.frames == 0 {
+            return Err(no_samples());
+        }
+        Ok(stream)
     }
 
     /// The file's sample rate in Hz.
@@ -131,12 +169,24 @@ impl AudioStream {
     /// # Errors
     /// The file cannot be read, or ends before its header says it does.
     pub fn read(&mut self, max: usize, out: &mut Vec<f32>) -> Result<usize, DecodeError> {
-        match &mut self.source {
+        let n = match &mut self.source {
             Source::Decoded { samples, pos } => {
+                // Checked for NaN and Inf when decoded.
                 let n = max.min(samples.len() - *pos);
                 out.extend_from_slice(&samples[*pos..*pos + n]);
                 *pos += n;
-                Ok(n)
+                n
+            }
+            Source::Packets(packets) => {
+                // Checked when counted; the second decode gives the same samples.
+                let n = max.min((self.frames - self.position) as usize);
+                let before = out.len();
+                while out.len() - before < n {
+                    if packets.read(n - (out.len() - before), out)? == 0 {
+                        break;
+                    }
+                }
+                out.len() - before
             }
             Source::Wav(wav) => {
                 let frame = wav.kind.bytes() * wav.channels;
@@ -158,10 +208,32 @@ impl AudioStream {
                     wav.kind.mono(&wav.buf, wav.channels, out);
                 }
                 wav.remaining -= bytes as u64;
-                Ok(out.len() - before)
+                if matches!(wav.kind, SampleKind::F32) {
+                    check_finite(&out[before..], self.position)?;
+                }
+                out.len() - before
             }
-        }
+        };
+        self.position += n as u64;
+        Ok(n)
     }
+}
+
+/// Refuses NaN and infinite samples (`samples` start at sample `first` of the file): they would
+/// spread through every frame they touch.
+fn check_finite(samples: &[f32], first: u64) -> Result<(), DecodeError> {
+    if samples.iter().all(|x| x.is_finite()) {
+        return Ok(());
+    }
+    let (i, x) = samples.iter().enumerate().find(|(_, x)| !x.is_finite()).unwrap_or((0, &0.0));
+    Err(DecodeError::Invalid(format!(
+        "sample {} is {x}: audio with NaN or infinite samples is refused",
+        first + i as u64
+    )))
+}
+
+fn no_samples() -> DecodeError {
+    DecodeError::Invalid("the file holds no audio samples".into())
 }
 
 fn truncated() -> DecodeError {
@@ -204,7 +276,14 @@ fn open_wav(mut file: File, size: u64, head: Vec<u8>) -> Result<AudioStream, Dec
         ))
     })?;
     if layout.data_start + layout.data_len > size {
-        return Err(truncated());
+        return Err(DecodeError::Invalid(format!(
+            "truncated: the WAV header says {} bytes of samples, the file holds {}",
+            layout.data_len,
+            size.saturating_sub(layout.data_start)
+        )));
+    }
+    if layout.data_len < (kind.bytes() * channels) as u64 {
+        return Err(no_samples());
     }
     let frame = (kind.bytes() * channels) as u64;
     // Keep the samples already read; the file continues right after them.
@@ -216,6 +295,7 @@ fn open_wav(mut file: File, size: u64, head: Vec<u8>) -> Result<AudioStream, Dec
         sample_rate: spec.sample_rate,
         channels: spec.channels,
         frames: layout.data_len / frame,
+        position: 0,
         source: Source::Wav(WavSource {
             file,
             kind,
@@ -351,83 +431,12 @@ fn hound_error(e: hound::Error) -> DecodeError {
         hound::Error::Unsupported => {
             DecodeError::Unsupported("a WAV encoding hound does not read".into())
         }
+        hound::Error::FormatError(msg) if msg.contains("zero channels") => {
+            DecodeError::Invalid("the header gives 0 channels".into())
+        }
         hound::Error::FormatError(msg) if msg.contains("bits per sample") => {
             DecodeError::Unsupported(format!("WAV: {msg}"))
         }
         other => DecodeError::Invalid(format!("WAV: {other}")),
-    }
-}
-
-fn decode_symphonia(file: File, path: &Path) -> Result<Audio, DecodeError> {
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    let probed = symphonia::default::get_probe()
-        .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
-        .map_err(|e| match e {
-            SymphoniaError::Unsupported(_) => {
-                DecodeError::Format("the content is not in an audio format melkit reads".into())
-            }
-            other => symphonia_error(other),
-        })?;
-    let mut format = probed.format;
-    let track = format
-        .default_track()
-        .ok_or_else(|| DecodeError::Invalid("the file has no audio track".into()))?;
-    let track_id = track.id;
-    let params = track.codec_params.clone();
-    let sample_rate = params
-        .sample_rate
-        .filter(|&r| r > 0)
-        .ok_or_else(|| DecodeError::Invalid("the header gives no sample rate".into()))?;
-    let mut decoder = symphonia::default::get_codecs()
-        .make(&params, &DecoderOptions::default())
-        .map_err(symphonia_error)?;
-    let mut samples = Vec::new();
-    let mut channels = params.channels.map_or(0, |c| c.count());
-    let mut buffer: Option<SampleBuffer<f32>> = None;
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
-            }
-            Err(e) => return Err(symphonia_error(e)),
-        };
-        if packet.track_id() != track_id {
-            continue;
-        }
-        let decoded = decoder.decode(&packet).map_err(symphonia_error)?;
-        let spec = *decoded.spec();
-        channels = spec.channels.count();
-        if channels == 0 {
-            return Err(DecodeError::Invalid("the header gives 0 channels".into()));
-        }
-        let needed = decoded.capacity() as u64;
-        let buf = match &mut buffer {
-            Some(b) if b.capacity() as u64 >= needed * channels as u64 => b,
-            _ => buffer.insert(SampleBuffer::new(needed, spec)),
-        };
-        buf.copy_interleaved_ref(decoded);
-        let scale = 1.0 / channels as f64;
-        samples.extend(
-            buf.samples()
-                .chunks_exact(channels)
-                .map(|frame| (frame.iter().map(|&x| f64::from(x)).sum::<f64>() * scale) as f32),
-        );
-    }
-    let channels = u16::try_from(channels)
-        .map_err(|_| DecodeError::Invalid(format!("{channels} channels")))?;
-    Ok(Audio { samples, sample_rate, channels })
-}
-
-fn symphonia_error(e: SymphoniaError) -> DecodeError {
-    match e {
-        SymphoniaError::IoError(io) => DecodeError::Io(io),
-        SymphoniaError::Unsupported(what) => DecodeError::Unsupported(what.to_string()),
-        SymphoniaError::DecodeError(what) => DecodeError::Invalid(what.to_string()),
-        other => DecodeError::Invalid(other.to_string()),
     }
 }

@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The file could not be opened or read.
-    #[error("cannot read the file: {0}")]
+    #[error("cannot read the file: {}", io_reason(.0))]
     Io(#[from] std::io::Error),
     /// The content is not audio in a format melkit reads.
     #[error("not a supported audio file: {0}")]
@@ -42,4 +42,19 @@ pub enum WriteError {
     /// An output option that does not fit the format.
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// A short reason for an I/O error: the common ones in words, without the OS error number.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file or directory".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "it is a directory".into(),
+        ErrorKind::StorageFull => "no space left on the device".into(),
+        ErrorKind::FileTooLarge => "the file size limit was reached".into(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".into(),
+        ErrorKind::UnexpectedEof => "the file ends early".into(),
+        _ => e.to_string(),
+    }
 }

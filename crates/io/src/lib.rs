@@ -2,10 +2,12 @@
 //! every output written under a temporary name and renamed when complete.
 
 pub mod atomic;
+mod codec;
 pub mod decode;
 pub mod error;
 #[cfg(feature = "hdf5")]
 pub mod h5;
+mod mp4;
 pub mod npy;
 pub mod output;
 pub mod resample;

@@ -9,7 +9,10 @@ use melkit_io::OutputFormat;
 use crate::error::{Error, FileError};
 
 /// Extensions picked up when a folder is searched (a file named explicitly is always taken).
-pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "wave"];
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "mp2", "m4a", "mp4", "aac", "aif", "aiff",
+    "aifc", "caf", "mka", "webm",
+];
 
 /// One input file and where its output goes, relative to the output folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,11 +89,7 @@ fn walk(root: &Path, found: &mut Discovery) {
 
 /// A short reason for an I/O error, without the OS error number.
 pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
+    melkit_io::error::io_reason(e)
 }
 
 /// Refuses inputs that would write the same output (`a.wav` and `a.WAV`, or two folders both

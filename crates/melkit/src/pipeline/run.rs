@@ -20,7 +20,7 @@ use melkit_io::output::check_options;
 use super::sink::{FileSink, OutputSpec};
 use super::source::{Block, FileSource};
 use super::{Budget, OutputOptions, Pipeline, Progress, compute_time};
-use crate::discover::{InputFile, check_collisions, discover};
+use crate::discover::{Discovery, InputFile, check_collisions, discover};
 use crate::error::{Error, FileError};
 use crate::report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
 
@@ -36,9 +36,25 @@ impl Pipeline {
         options: &OutputOptions,
         progress: &dyn Progress,
     ) -> Result<RunReport, Error> {
+        check_options(options.format, options.compression)?;
+        self.process_discovered(discover(inputs), out_dir, options, progress)
+    }
+
+    /// Processes files already found by [`discover`](crate::discover::discover) (a file that
+    /// has gone since fails with its reason; the failures of the search are reported as they
+    /// are). This is the entry point for callers that choose their own files, such as a shard.
+    ///
+    /// # Errors
+    /// As [`process_paths`](Self::process_paths).
+    pub fn process_discovered(
+        &mut self,
+        found: Discovery,
+        out_dir: &Path,
+        options: &OutputOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, Error> {
         let started = Instant::now();
         check_options(options.format, options.compression)?;
-        let found = discover(inputs);
         check_collisions(&found.files, out_dir, options.format)?;
         let mut report = RunReport {
             backend: self.backend.name().to_string(),

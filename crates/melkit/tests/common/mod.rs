@@ -59,20 +59,35 @@ impl Case {
 
 /// Every golden case (each `NAME.json` with its `.npy`), sorted by name.
 pub fn cases() -> Vec<Case> {
-    let dir = golden_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+    let found = cases_in(&golden_dir());
+    assert!(found.len() >= 6, "expected at least 6 golden cases, found {}", found.len());
+    found
+}
+
+/// The format cases made by librosa in `tests/data/formats` (`make_formats.py`).
+pub fn format_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats")
+}
+
+/// Every case in `dir` (each `NAME.json` with its `.npy`), sorted by name.
+pub fn cases_in(dir: &std::path::Path) -> Vec<Case> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
         .collect();
+    names.retain(|n| dir.join(format!("{n}.npy")).is_file());
     names.sort();
-    assert!(names.len() >= 6, "expected at least 6 golden cases, found {names:?}");
-    names.into_iter().map(|n| case(&n)).collect()
+    names.into_iter().map(|n| case_in(dir, &n)).collect()
 }
 
 /// The golden case `name`.
 pub fn case(name: &str) -> Case {
-    let dir = golden_dir();
+    case_in(&golden_dir(), name)
+}
+
+/// The case `name` in `dir`.
+pub fn case_in(dir: &std::path::Path, name: &str) -> Case {
     let json: serde_json::Value =
         serde_json::from_reader(File::open(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     let mut config = Config::default();

@@ -1,0 +1,82 @@
+//! Helpers shared by the command-line tests: running `melkit`, the golden cases, reading
+//! outputs back.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::Array4;
+use ndarray_npy::ReadNpyExt;
+
+pub fn golden_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("MELKIT_GOLDEN_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
+}
+
+pub fn melkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_melkit")).args(args).output().expect("run melkit")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn golden(name: &str) -> (Vec<f32>, Vec<usize>, String) {
+    let json: serde_json::Value =
+        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let a = Array4::<f32>::read_npy(File::open(golden_dir().join(format!("{name}.npy"))).unwrap())
+        .unwrap();
+    (
+        a.iter().copied().collect(),
+        a.shape().to_vec(),
+        json["tolerance"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Asserts `got` is within the golden case's tolerance (SPEC §2, CPU precision).
+pub fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
+    assert_eq!(got.len(), want.len(), "{name}: size");
+    let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
+    let max_d =
+        got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
+    let d2: f64 = got.iter().zip(want).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
+    let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
+    match tolerance {
+        "exact" => assert!(max_d / max_b <= 1e-5, "{name}: max rel {}", max_d / max_b),
+        _ => assert!((d2 / b2).sqrt() <= 1e-3, "{name}: rel L2 {}", (d2 / b2).sqrt()),
+    }
+}
+
+pub fn read_h5(path: &Path) -> (Vec<f32>, Vec<usize>, hdf5::Dataset) {
+    let file = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mel = file.dataset("mel").unwrap();
+    (mel.read_raw::<f32>().unwrap(), mel.shape(), mel)
+}
+
+/// Copies the golden case `name`'s WAV to `to`.
+pub fn copy_golden(name: &str, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(golden_dir().join(format!("{name}.wav")), to).unwrap();
+}
+
+/// Every file under `dir`, relative.
+pub fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
