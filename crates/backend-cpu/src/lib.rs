@@ -5,6 +5,7 @@
 //! The FFT runs in f32, or in f64 when the output is in dB: there values far below a frame's
 //! peak matter, and f32 rounding of the transform (about 1e-7 of the peak magnitude) would
 //! otherwise decide the bins near the `amin` floor.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod engine;
 mod mel;

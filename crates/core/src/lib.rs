@@ -1,5 +1,6 @@
 //! melkit-core: the configuration, the segmentation plan, windows, the mel filterbank, scaling,
 //! the [`Backend`] trait and the reference backend. No I/O, no GPU, no threads.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
 pub mod compare;

@@ -4,6 +4,8 @@
 //! A backend crate instantiates it in a test file with
 //! `melkit_core::conformance_tests!(my_factory, Precision::Cpu);` where `my_factory` has the
 //! signature of [`Factory`].
+// Test support, compiled only for tests (the `testing` feature): a failure here is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::backend::{Backend, SignalBatch};
 use crate::compare::{Precision, Tolerance, ToleranceClass, compare};

@@ -95,21 +95,22 @@ impl AudioStream {
             match open_wav(file, size, head) {
                 Err(DecodeError::Unsupported(reason)) => {
                     // hound reads most WAVs; symphonia reads a few more (64-bit float).
-                    Self::open_packets(path, size).map_err(|_| DecodeError::Unsupported(reason))
+                    Self::open_packets(path, size, DECODE_WHOLE)
+                        .map_err(|_| DecodeError::Unsupported(reason))
                 }
                 other => other,
             }
         } else {
             drop(file);
-            Self::open_packets(path, size)
+            Self::open_packets(path, size, DECODE_WHOLE)
         }
     }
 
-    /// Opens a file symphonia decodes: whole when it is short, else counted first.
-    fn open_packets(path: &Path, size: u64) -> Result<Self, DecodeError> {
+    /// Opens a file symphonia decodes: whole when it is short (`size` × 12 ≤ `whole`), else
+    /// counted first.
+    fn open_packets(path: &Path, size: u64, whole: u64) -> Result<Self, DecodeError> {
         let mut packets = Packets::open(File::open(path)?, path)?;
         let rate = packets.sample_rate();
-        // No format packs more than ~12 samples into a byte (MP3 at 32 kbit/s, 48 kHz).
         let mut stream = AudioStream {
             sample_rate: rate,
             channels: packets.channels(),
@@ -117,7 +118,8 @@ impl AudioStream {
             position: 0,
             source: Source::Decoded { samples: Vec::new(), pos: 0 },
         };
-        if size.saturating_mul(12) <= DECODE_WHOLE {
+        // No format packs more than ~12 samples into a byte (MP3 at 32 kbit/s, 48 kHz).
+        if size.saturating_mul(12) <= whole {
             let mut samples = Vec::new();
             while packets.read(1 << 20, &mut samples)? > 0 {
                 check_finite(&samples[stream.frames as usize..], stream.frames)?;
@@ -438,5 +440,32 @@ fn hound_error(e: hound::Error) -> DecodeError {
             DecodeError::Unsupported(format!("WAV: {msg}"))
         }
         other => DecodeError::Invalid(format!("WAV: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_compressed_files_stream_the_same_samples() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../melkit/tests/data/formats");
+        for name in
+            ["flac_44100_pcm16_stereo.flac", "mp3_48000_stereo.mp3", "m4a_aac_44100_stereo.m4a"]
+        {
+            let path = dir.join(name);
+            let size = std::fs::metadata(&path).unwrap().len();
+            let mut whole = AudioStream::open_packets(&path, size, u64::MAX).unwrap();
+            let mut streamed = AudioStream::open_packets(&path, size, 0).unwrap();
+            assert!(matches!(whole.source, Source::Decoded { .. }), "{name}");
+            assert!(matches!(streamed.source, Source::Packets(_)), "{name}");
+            assert_eq!(whole.frames(), streamed.frames(), "{name}");
+            assert_eq!(whole.channels(), streamed.channels(), "{name}");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            while whole.read(1000, &mut a).unwrap() > 0 {}
+            while streamed.read(777, &mut b).unwrap() > 0 {}
+            assert_eq!(a.len() as u64, whole.frames(), "{name}");
+            assert_eq!(a, b, "{name}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! melkit-io: decoding audio to mono f32, resampling, and writing tensors to HDF5, NPY and NPZ,
 //! every output written under a temporary name and renamed when complete.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod atomic;
 mod codec;

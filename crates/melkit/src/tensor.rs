@@ -36,6 +36,7 @@ impl MelTensor {
     }
 
     /// An ndarray view.
+    #[allow(clippy::expect_used)] // an invariant of `new`, not a property of any input
     pub fn view(&self) -> ArrayView4<'_, f32> {
         ArrayView4::from_shape(self.shape, &self.data).expect("shape checked at construction")
     }
