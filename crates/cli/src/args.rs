@@ -52,6 +52,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub fsync: bool,
 
+    /// Skip inputs already done by an earlier run into OUT with the same configuration (from
+    /// OUT's manifest) and remove the temporary files an interrupted run left there.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Keep results in this folder, keyed by each input's content and the configuration, and
+    /// write inputs found there without computing them (renamed or copied inputs included).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
     /// A TOML file of configuration keys (flags given here override it).
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,

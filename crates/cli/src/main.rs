@@ -91,12 +91,21 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         other => Failure(EXIT_FATAL, other.into()),
     })?;
     tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
-    let options =
-        OutputOptions { format: args.format, compression: args.compression, sync: args.fsync };
+    let options = OutputOptions {
+        format: args.format,
+        compression: args.compression,
+        sync: args.fsync,
+        resume: args.resume,
+        cache: args.cache.clone(),
+    };
+    ignore_file_size_signal();
     let bar = progress::Bar::new(args.quiet);
     let result = pipeline.process_paths_with(&args.inputs, &args.output, &options, &bar);
     bar.finish();
-    let report = result.map_err(usage)?;
+    let report = result.map_err(|e| match e {
+        Error::OutputDir { .. } => Failure(EXIT_FATAL, e.into()),
+        other => usage(other),
+    })?;
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
         std::fs::write(path, json + "\n")
@@ -115,4 +124,14 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         return Ok(EXIT_FILES_FAILED);
     }
     Ok(if report.success() { EXIT_OK } else { EXIT_FILES_FAILED })
+}
+
+/// Makes writing past the file-size limit (`ulimit -f`) an error that names the file, rather
+/// than the signal that kills the process by default.
+#[allow(unsafe_code)] // one libc call, with a constant handler
+fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGXFSZ; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

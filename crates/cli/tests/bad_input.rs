@@ -6,7 +6,6 @@ mod common;
 
 use std::fs::File;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use ndarray::Array4;
@@ -41,32 +40,6 @@ fn wav(
 
 fn floats(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Whether `setpriv` can run a command without the capabilities that let root read any file.
-fn can_drop_root_powers() -> bool {
-    Command::new("setpriv")
-        .args(["--bounding-set=-dac_override,-dac_read_search", "true"])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
-}
-
-/// Runs `melkit args` as a user that file permissions apply to (root loses its override).
-fn melkit_unprivileged(args: &[&str]) -> std::process::Output {
-    let mut command = if is_root() {
-        let mut c = Command::new("setpriv");
-        c.args(["--bounding-set=-dac_override,-dac_read_search", env!("CARGO_BIN_EXE_melkit")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_melkit"))
-    };
-    command.args(args).output().expect("run melkit")
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub enum DecodeError {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A file-system error.
-    #[error("{0}")]
+    #[error("{}", io_reason(.0))]
     Io(#[from] std::io::Error),
     /// The HDF5 library failed.
     #[error("HDF5: {0}")]

@@ -99,6 +99,11 @@ impl TensorWriter {
         })
     }
 
+    /// The final path of the output.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends whole long segments (`values` holds a multiple of one long segment's values).
     ///
     /// # Errors

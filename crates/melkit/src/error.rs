@@ -23,6 +23,14 @@ pub enum Error {
     /// A single file failed (from [`Pipeline::process_file`](crate::Pipeline::process_file)).
     #[error(transparent)]
     File(#[from] FileError),
+    /// The output folder cannot be written (nothing was done).
+    #[error("cannot write to the output folder {}: {reason}", path.display())]
+    OutputDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The worker threads could not be started.
     #[error("cannot start {workers} worker threads: {reason}")]
     Threads {

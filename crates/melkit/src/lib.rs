@@ -17,9 +17,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backends;
+pub mod cache;
 pub mod discover;
 pub mod error;
 pub mod info;
+pub mod manifest;
 pub mod pipeline;
 pub mod report;
 pub mod tensor;

@@ -111,6 +111,10 @@ pub struct RunReport {
     pub files_ok: usize,
     /// Files that failed, with their reasons, in input order.
     pub failures: Vec<FileError>,
+    /// Inputs skipped because a resumed run found them done.
+    pub skipped: usize,
+    /// Outputs written from the cache (counted in `files_ok`).
+    pub cached: usize,
     /// Long segments written.
     pub long_segments: u64,
     /// Short segments written (each one `[mel_bin, time_frame]` image).
@@ -130,7 +134,7 @@ pub struct RunReport {
 impl RunReport {
     /// Files seen (written or failed).
     pub fn files_total(&self) -> usize {
-        self.files_ok + self.failures.len()
+        self.files_ok + self.failures.len() + self.skipped
     }
 
     /// Whether every file was written.
@@ -182,6 +186,8 @@ impl RunReport {
             "workers": self.workers,
             "files_ok": self.files_ok,
             "files_failed": self.failures.len(),
+            "files_skipped": self.skipped,
+            "files_from_cache": self.cached,
             "failures": self.failures.iter().map(|f| serde_json::json!({
                 "path": f.path.display().to_string(), "stage": f.stage, "reason": f.reason,
             })).collect::<Vec<_>>(),
@@ -213,6 +219,12 @@ impl fmt::Display for RunReport {
             self.files_ok,
             self.failures.len()
         )?;
+        if self.skipped > 0 {
+            writeln!(f, "resumed: {} inputs already done were skipped", self.skipped)?;
+        }
+        if self.cached > 0 {
+            writeln!(f, "cache: {} of the outputs written from the cache", self.cached)?;
+        }
         writeln!(
             f,
             "throughput: {:.1} files/s, {:.0} segments/s ({:.1} s of audio)",

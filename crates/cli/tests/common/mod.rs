@@ -63,7 +63,10 @@ pub fn copy_golden(name: &str, to: &Path) {
     std::fs::copy(golden_dir().join(format!("{name}.wav")), to).unwrap();
 }
 
-/// Every file under `dir`, relative.
+/// The manifest each run keeps in its output folder.
+pub const MANIFEST: &str = "melkit-manifest.jsonl";
+
+/// Every file under `dir`, relative, but the run manifest.
 pub fn tree(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -72,11 +75,37 @@ pub fn tree(dir: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if !p.ends_with(MANIFEST) {
                 found.push(p.strip_prefix(dir).unwrap().display().to_string());
             }
         }
     }
     found.sort();
     found
+}
+
+/// Whether `setpriv` can run a command without the capabilities that let root read any file.
+pub fn can_drop_root_powers() -> bool {
+    Command::new("setpriv")
+        .args(["--bounding-set=-dac_override,-dac_read_search", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
+/// Runs `melkit args` as a user that file permissions apply to (root loses its override).
+pub fn melkit_unprivileged(args: &[&str]) -> std::process::Output {
+    let mut command = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set=-dac_override,-dac_read_search", env!("CARGO_BIN_EXE_melkit")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_melkit"))
+    };
+    command.args(args).output().expect("run melkit")
 }

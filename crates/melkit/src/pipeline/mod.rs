@@ -23,7 +23,7 @@ use crate::tensor::MelTensor;
 pub use stages::f16_error;
 
 /// Where and how outputs are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputOptions {
     /// The file format.
     pub format: OutputFormat,
@@ -32,13 +32,25 @@ pub struct OutputOptions {
     /// Flush each output to disk before it takes its final name, so that a power cut never
     /// leaves an empty file under it (renaming alone already protects against crashes).
     pub sync: bool,
+    /// Skip the inputs that the output folder's manifest lists as done with the same
+    /// configuration (and unchanged since), and remove temporary files a killed run left.
+    pub resume: bool,
+    /// Keep every result in this cache folder, and write inputs already in it from there
+    /// (`cache_spectrograms = true` alone uses [`Cache::default_dir`](crate::cache::Cache::default_dir)).
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for OutputOptions {
     fn default() -> Self {
         let format =
             if OutputFormat::H5.available() { OutputFormat::H5 } else { OutputFormat::Npy };
-        OutputOptions { format, compression: Compression::None, sync: false }
+        OutputOptions {
+            format,
+            compression: Compression::None,
+            sync: false,
+            resume: false,
+            cache: None,
+        }
     }
 }
 
@@ -276,9 +288,6 @@ pub(crate) fn compute_time(
 
 /// Run-control keys that mean nothing to the backend in use are said to do nothing.
 fn warn_about_idle_keys(config: &Config, backend: &str) {
-    if config.cache_spectrograms {
-        tracing::warn!("cache_spectrograms has no effect in this version: every file is computed");
-    }
     if (config.gpu_workers != 0 || config.gpu_batch_size != 0)
         && !matches!(backend, "wgpu" | "cuda")
     {

@@ -17,11 +17,13 @@ use melkit_core::{Backend, BackendError, Config, SegmentPlan, SignalBatch, StepT
 use melkit_io::OutputFormat;
 use melkit_io::output::check_options;
 
-use super::sink::{FileSink, OutputSpec};
+use super::sink::{FileSink, OutputSpec, restore};
 use super::source::{Block, FileSource};
 use super::{Budget, OutputOptions, Pipeline, Progress, compute_time};
-use crate::discover::{Discovery, InputFile, check_collisions, discover};
+use crate::cache::Cache;
+use crate::discover::{Discovery, InputFile, check_collisions, discover, io_reason};
 use crate::error::{Error, FileError};
+use crate::manifest::{self, Manifest};
 use crate::report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
 
 impl Pipeline {
@@ -56,13 +58,43 @@ impl Pipeline {
         let started = Instant::now();
         check_options(options.format, options.compression)?;
         check_collisions(&found.files, out_dir, options.format)?;
+        let hash = manifest::config_hash(&self.config, options);
+        let out_error = |path: &Path, e: std::io::Error| Error::OutputDir {
+            path: path.into(),
+            reason: io_reason(&e),
+        };
+        let mut manifest =
+            Manifest::open(out_dir, hash.clone()).map_err(|e| out_error(out_dir, e))?;
+        let cache_dir = match &options.cache {
+            Some(dir) => Some(dir.clone()),
+            None if self.config.cache_spectrograms => Cache::default_dir(),
+            None => None,
+        };
+        let cache = match cache_dir {
+            Some(dir) => Some(Cache::new(&dir, &hash).map_err(|e| out_error(&dir, e))?),
+            None => None,
+        };
+        let mut found = found;
+        let mut skipped = 0;
+        if options.resume {
+            let stale = manifest::remove_stale_temporaries(out_dir);
+            if stale > 0 {
+                tracing::info!("removed {stale} temporary files left by an interrupted run");
+            }
+            let done = manifest::done_inputs(out_dir, &hash);
+            let before = found.files.len();
+            found.files.retain(|f| !done.contains_key(&f.path));
+            skipped = before - found.files.len();
+        }
         let mut report = RunReport {
             backend: self.backend.name().to_string(),
             workers: self.workers,
+            skipped,
             ..RunReport::default()
         };
         progress.start(found.files.len() + found.failures.len());
         for failure in found.failures {
+            manifest.record(&failure.path, None, Some(&failure.reason), 0.0, false);
             let outcome = FileOutcome { input: failure.path.clone(), result: Err(failure) };
             report.add(&outcome);
             progress.file_done(&outcome);
@@ -75,6 +107,7 @@ impl Pipeline {
             options,
             out_dir,
             budget: self.budget,
+            cache,
         };
         let backend = Mutex::new(&mut self.backend);
         let decode_slots =
@@ -98,6 +131,7 @@ impl Pipeline {
             write_slots: if options.format == OutputFormat::H5 { 1 } else { self.workers },
             settled: 0,
             report: &mut report,
+            manifest: &mut manifest,
             progress,
             spare_batch: None,
             spare_outputs: Vec::new(),
@@ -141,6 +175,7 @@ struct Context<'a> {
     options: &'a OutputOptions,
     out_dir: &'a Path,
     budget: Budget,
+    cache: Option<Cache>,
 }
 
 /// A computed block waiting to be written: its values are `data[range]`.
@@ -162,7 +197,7 @@ struct Placed {
 enum Event {
     Decoded {
         file: usize,
-        result: Result<Box<(FileSource, Block)>, FileError>,
+        result: Result<Opened, FileError>,
         times: StageTimes,
     },
     Computed {
@@ -177,6 +212,14 @@ enum Event {
         result: Result<(Option<Box<FileSink>>, Option<f64>), FileError>,
         times: StageTimes,
     },
+}
+
+/// What a decode task made of a file.
+enum Opened {
+    /// Its next block, and for a newly opened file the cache entry to fill.
+    Block(Box<(FileSource, Block)>, Option<std::path::PathBuf>),
+    /// Its output, written from the cache: its long segments.
+    Restored(usize),
 }
 
 /// A slot that a task may have borrowed.
@@ -199,6 +242,10 @@ struct FileState {
     written: usize,
     stats: FileStats,
     settled: bool,
+    /// The cache entry to write beside the output.
+    cache_entry: Option<std::path::PathBuf>,
+    /// Written from the cache.
+    cached: bool,
 }
 
 struct Coordinator<'a, 'r> {
@@ -222,6 +269,7 @@ struct Coordinator<'a, 'r> {
     write_slots: usize,
     settled: usize,
     report: &'a mut RunReport,
+    manifest: &'a mut Manifest,
     progress: &'a dyn Progress,
     /// Buffers kept for the next batch (allocating them afresh costs a page fault per page).
     spare_batch: Option<SignalBatch>,
@@ -241,12 +289,14 @@ struct WriteJob<'a> {
     n_long: usize,
     complete: bool,
     values: usize,
+    cache_entry: Option<std::path::PathBuf>,
 }
 
 impl WriteJob<'_> {
     fn run(self, cx: &Context<'_>) -> Event {
         let started = Instant::now();
-        let result = write(cx, self.input, self.sink, &self.blocks, self.n_long, self.complete);
+        let first = WriteStart { n_long: self.n_long, cache_entry: self.cache_entry.as_deref() };
+        let result = write(cx, self.input, self.sink, &self.blocks, first, self.complete);
         let mut times = StageTimes::default();
         times.add(Stage::Write, started.elapsed());
         Event::Written { file: self.file, values: self.values, result, times }
@@ -302,16 +352,26 @@ where
                 None => break,
             };
             self.decoding += 1;
-            let (tx, cx, path) = (self.tx.clone(), self.cx, &self.files[file].path);
+            let (tx, cx, input) = (self.tx.clone(), self.cx, &self.files[file]);
             scope.spawn(move |_| {
                 let mut times = StageTimes::default();
+                let path = &input.path;
                 let result = (|| {
+                    let mut entry = None;
                     let mut source = match source {
                         Some(s) => s,
-                        None => FileSource::open(path, &cx.plan, &mut times)?,
+                        None => {
+                            if let Some(cache) = &cx.cache {
+                                match lookup(cx, cache, input, &mut times)? {
+                                    Ok(n_long) => return Ok(Opened::Restored(n_long)),
+                                    Err(miss) => entry = miss,
+                                }
+                            }
+                            FileSource::open(path, &cx.plan, &mut times)?
+                        }
                     };
                     let block = source.next_block(path, cx.budget.batch_longs, &mut times)?;
-                    Ok(Box::new((source, block)))
+                    Ok(Opened::Block(Box::new((source, block)), entry))
                 })();
                 let _ = tx.send(Event::Decoded { file, result, times });
             });
@@ -411,8 +471,17 @@ where
             let values: usize = blocks.iter().map(|b| b.range.len()).sum();
             let n_long = state.n_long;
             self.writing += 1;
-            let job =
-                WriteJob { file, input: &self.files[file], sink, blocks, n_long, complete, values };
+            let cache_entry = if sink.is_none() { state.cache_entry.take() } else { None };
+            let job = WriteJob {
+                file,
+                input: &self.files[file],
+                sink,
+                blocks,
+                n_long,
+                complete,
+                values,
+                cache_entry,
+            };
             match &self.writer {
                 Some(writer) => {
                     if let Err(unsent) = writer.send(job) {
@@ -438,8 +507,21 @@ where
                 state.stats.times.merge(&times);
                 match result {
                     _ if state.settled => {}
-                    Ok(decoded) => {
+                    Ok(Opened::Restored(n_long)) => {
+                        state.source = Slot::Empty;
+                        state.cached = true;
+                        state.stats.long_segments = n_long;
+                        state.stats.segments = n_long * self.cx.plan.n_short;
+                        let path =
+                            self.files[file].output_path(self.cx.out_dir, self.cx.options.format);
+                        let stats = std::mem::take(&mut state.stats);
+                        self.settle(file, Ok((path, stats)));
+                    }
+                    Ok(Opened::Block(decoded, entry)) => {
                         let (source, block) = *decoded;
+                        if entry.is_some() {
+                            state.cache_entry = entry;
+                        }
                         if !state.opened {
                             state.opened = true;
                             state.n_long = source.n_long();
@@ -541,8 +623,20 @@ where
     }
 
     fn settle(&mut self, file: usize, result: Result<(std::path::PathBuf, FileStats), FileError>) {
-        self.states[file].settled = true;
+        let state = &mut self.states[file];
+        state.settled = true;
         self.settled += 1;
+        let input = &self.files[file].path;
+        match &result {
+            Ok((output, stats)) => {
+                let seconds = Stage::ALL.iter().map(|s| stats.times.get(*s).as_secs_f64()).sum();
+                self.manifest.record(input, Some(output), None, seconds, state.cached);
+                if state.cached {
+                    self.report.cached += 1;
+                }
+            }
+            Err(e) => self.manifest.record(input, None, Some(&e.reason), 0.0, false),
+        }
         let outcome = FileOutcome { input: self.files[file].path.clone(), result };
         self.report.add(&outcome);
         self.progress.file_done(&outcome);
@@ -556,30 +650,18 @@ fn write(
     input: &InputFile,
     sink: Option<Box<FileSink>>,
     blocks: &[Computed],
-    n_long: usize,
+    first: WriteStart<'_>,
     complete: bool,
 ) -> Result<(Option<Box<FileSink>>, Option<f64>), FileError> {
     let path = input.output_path(cx.out_dir, cx.options.format);
-    let failed = |e: melkit_io::WriteError| {
-        FileError::new(&input.path, "write", format!("cannot write {}: {e}", path.display()))
-    };
+    let failed = |e: melkit_io::WriteError| write_error(input, &path, &e);
     let mut sink = match sink {
         Some(sink) => sink,
         None => {
-            let spec = OutputSpec {
-                path: path.clone(),
-                format: cx.options.format,
-                source: input.path.display().to_string(),
-                config_json: cx.config_json.to_string(),
-                sample_rate: cx.config.sample_rate,
-                shape: cx.plan.shape(n_long),
-                compression: cx.options.compression,
-                dtype: cx.config.dtype,
-                sync: cx.options.sync,
-            };
+            let spec = output_spec(cx, input, first.n_long);
             // A file that is not computed in one block is scaled once all of it is known.
             let deferred = !(cx.file_scale.is_identity() || complete && blocks.len() == 1);
-            Box::new(FileSink::create(spec, deferred).map_err(failed)?)
+            Box::new(FileSink::create(spec, deferred, first.cache_entry).map_err(failed)?)
         }
     };
     for block in blocks {
@@ -590,5 +672,58 @@ fn write(
         Ok((None, f16))
     } else {
         Ok((Some(sink), None))
+    }
+}
+
+/// What the first write of a file needs: its long segments and its cache entry, if any.
+struct WriteStart<'e> {
+    n_long: usize,
+    cache_entry: Option<&'e Path>,
+}
+
+fn write_error(input: &InputFile, path: &Path, e: &melkit_io::WriteError) -> FileError {
+    FileError::new(&input.path, "write", format!("cannot write {}: {e}", path.display()))
+}
+
+/// The output of `input`, with `n_long` long segments.
+fn output_spec(cx: &Context<'_>, input: &InputFile, n_long: usize) -> OutputSpec {
+    OutputSpec {
+        path: input.output_path(cx.out_dir, cx.options.format),
+        format: cx.options.format,
+        source: input.path.display().to_string(),
+        config_json: cx.config_json.to_string(),
+        sample_rate: cx.config.sample_rate,
+        shape: cx.plan.shape(n_long),
+        compression: cx.options.compression,
+        dtype: cx.config.dtype,
+        sync: cx.options.sync,
+    }
+}
+
+/// Looks `input` up in the cache: `Ok(n_long)` when its output was written from there, else the
+/// entry to fill once it is computed (none when the entry exists but cannot be used).
+fn lookup(
+    cx: &Context<'_>,
+    cache: &Cache,
+    input: &InputFile,
+    times: &mut StageTimes,
+) -> Result<Result<usize, Option<std::path::PathBuf>>, FileError> {
+    let started = Instant::now();
+    let entry = cache
+        .entry(&input.path)
+        .map_err(|e| FileError::new(&input.path, "decode", melkit_io::DecodeError::Io(e)))?;
+    times.add(Stage::Decode, started.elapsed());
+    if !entry.is_file() {
+        return Ok(Err(Some(entry)));
+    }
+    let started = Instant::now();
+    let result = restore(output_spec(cx, input, 1), &entry);
+    times.add(Stage::Write, started.elapsed());
+    match result {
+        Ok(n_long) => Ok(Ok(n_long)),
+        Err(e) => {
+            tracing::warn!("cache entry {} not used: {e}", entry.display());
+            Ok(Err(None))
+        }
     }
 }

@@ -1,17 +1,21 @@
 //! One output being written as its blocks arrive. A file in one block is scaled before it gets
 //! here; a longer file whose scaling needs the whole file's maximum (`ref = "max"`, `top_db`)
-//! goes to a raw scratch file first and is scaled into its output at the end.
+//! goes to a raw scratch file first and is scaled into its output at the end. With a cache, the
+//! final values also go to the file's cache entry; a file found in the cache is restored from it.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use melkit_core::config::Dtype;
 use melkit_core::scale::FileScale;
 use melkit_io::{Compression, OutputFormat, TensorMeta, TensorWriter, WriteError};
 use tempfile::TempPath;
 
+use crate::cache::CachedTensor;
+
 /// Everything needed to create an output, owned.
+#[derive(Clone)]
 pub(super) struct OutputSpec {
     pub path: PathBuf,
     pub format: OutputFormat,
@@ -56,11 +60,18 @@ pub(super) struct FileSink {
     target: Target,
     /// With f16 output: the largest rounding error and the largest magnitude seen.
     f16: Option<(f64, f64)>,
+    /// The cache entry being written beside the output.
+    cache: Option<TensorWriter>,
 }
 
 impl FileSink {
-    /// Starts the output; `deferred` when the values still need the whole file's scaling.
-    pub fn create(spec: OutputSpec, deferred: bool) -> Result<Self, WriteError> {
+    /// Starts the output; `deferred` when the values still need the whole file's scaling;
+    /// `cache_entry` to keep the values in the cache too.
+    pub fn create(
+        spec: OutputSpec,
+        deferred: bool,
+        cache_entry: Option<&Path>,
+    ) -> Result<Self, WriteError> {
         let target = if deferred {
             let (file, temp) = melkit_io::atomic::temp_beside(
                 &spec.path.with_extension("raw"),
@@ -75,7 +86,18 @@ impl FileSink {
             Target::Direct(spec.writer()?)
         };
         let f16 = (spec.dtype == Dtype::F16).then_some((0.0, 0.0));
-        Ok(FileSink { spec, target, f16 })
+        let cache = cache_entry.and_then(|entry| {
+            let cached = OutputSpec {
+                path: entry.to_path_buf(),
+                format: OutputFormat::Npy,
+                compression: Compression::None,
+                dtype: Dtype::F32,
+                sync: false,
+                ..spec.clone()
+            };
+            cached.writer().map_err(|e| cache_warning(entry, &e)).ok()
+        });
+        Ok(FileSink { spec, target, f16, cache })
     }
 
     /// Appends whole long segments.
@@ -83,6 +105,7 @@ impl FileSink {
         match &mut self.target {
             Target::Direct(writer) => {
                 track_f16(&mut self.f16, values);
+                tee(&mut self.cache, values);
                 writer.write(values)
             }
             Target::Deferred { scratch, max, .. } => {
@@ -95,7 +118,7 @@ impl FileSink {
 
     /// Completes the output; returns the f16 rounding error relative to the file's maximum.
     pub fn finish(self, file_scale: FileScale) -> Result<Option<f64>, WriteError> {
-        let FileSink { spec, target, mut f16 } = self;
+        let FileSink { spec, target, mut f16, mut cache } = self;
         match target {
             Target::Direct(writer) => writer.finish()?,
             Target::Deferred { scratch, temp, max } => {
@@ -111,14 +134,56 @@ impl FileSink {
                     reader.read_exact(bytemuck::cast_slice_mut(part))?;
                     file_scale.apply_with_max(part, max);
                     track_f16(&mut f16, part);
+                    tee(&mut cache, part);
                     writer.write(part)?;
                     left -= n;
                 }
                 writer.finish()?;
             }
         }
+        if let Some(writer) = cache {
+            let entry = writer.path().to_path_buf();
+            if let Err(e) = writer.finish() {
+                cache_warning(&entry, &e);
+            }
+        }
         Ok(f16.map(|(err, max)| if err == 0.0 { 0.0 } else { err / max }))
     }
+}
+
+/// Appends values to the cache entry, giving the entry up (with a warning) if that fails.
+fn tee(cache: &mut Option<TensorWriter>, values: &[f32]) {
+    if let Some(writer) = cache {
+        if let Err(e) = writer.write(values) {
+            cache_warning(writer.path(), &e);
+            *cache = None;
+        }
+    }
+}
+
+fn cache_warning(entry: &Path, e: &WriteError) {
+    tracing::warn!("cache entry {} not kept: {e}", entry.display());
+}
+
+/// Writes the output of `spec` from the cache entry `entry` instead of computing it; returns
+/// its long segments. The shape of `spec` gives the segment layout; the entry gives the count.
+pub(super) fn restore(mut spec: OutputSpec, entry: &Path) -> Result<usize, WriteError> {
+    let mut cached = CachedTensor::open(entry)?;
+    if cached.shape[1..] != spec.shape[1..] {
+        return Err(WriteError::Npy(format!("{} has another segment layout", entry.display())));
+    }
+    spec.shape = cached.shape;
+    let mut writer = spec.writer()?;
+    let mut values = Vec::new();
+    let mut left = cached.shape[0];
+    while left > 0 {
+        let n = left.min(64);
+        cached.read_longs(n, &mut values)?;
+        writer.write(&values)?;
+        left -= n;
+    }
+    writer.finish()?;
+    Ok(cached.shape[0])
 }
 
 fn track_f16(f16: &mut Option<(f64, f64)>, values: &[f32]) {

@@ -1,0 +1,134 @@
+//! The run manifest `OUT/melkit-manifest.jsonl`: one JSON line per input as it is settled
+//! (input, output, status, error, configuration hash, input size and time, seconds), appended
+//! with one write each so a killed run leaves whole lines (a torn last line is ignored). A
+//! re-run with `resume` skips the inputs it lists as done with the same configuration.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use melkit_core::Config;
+use melkit_core::config::{KEYS, KeyGroup};
+use serde_json::{Value, json};
+
+use crate::pipeline::OutputOptions;
+
+/// The manifest's file name in the output folder.
+pub const MANIFEST: &str = "melkit-manifest.jsonl";
+
+/// A hash of what decides an output's bytes: every key that changes the numbers, the output
+/// format, compression and type, and melkit's version (run-control keys leave it alone).
+pub fn config_hash(config: &Config, options: &OutputOptions) -> String {
+    let json = config.to_json();
+    let mut hasher = blake3::Hasher::new();
+    for key in KEYS.iter().filter(|k| k.group != KeyGroup::Run) {
+        let value = json.get(key.name).map(Value::to_string).unwrap_or_default();
+        hasher.update(format!("{}={value}\n", key.name).as_bytes());
+    }
+    hasher.update(format!("format={}\n", options.format.extension()).as_bytes());
+    hasher.update(format!("compression={}\n", options.compression).as_bytes());
+    hasher.update(format!("melkit={}\n", crate::VERSION).as_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// An input's size and modification time (nanoseconds since 1970), to notice a changed file.
+pub fn input_stamp(path: &Path) -> Option<(u64, u128)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    Some((meta.len(), mtime))
+}
+
+/// The manifest being appended to.
+pub struct Manifest {
+    file: File,
+    config: String,
+    warned: bool,
+}
+
+impl Manifest {
+    /// Opens (or creates) the manifest of `out_dir` for appending, creating the folder.
+    ///
+    /// # Errors
+    /// The folder or the manifest cannot be created or written: the run cannot write there.
+    pub fn open(out_dir: &Path, config: String) -> std::io::Result<Self> {
+        std::fs::create_dir_all(out_dir)?;
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(out_dir.join(MANIFEST))?;
+        Ok(Manifest { file, config, warned: false })
+    }
+
+    /// Appends the line of one settled input (a failure to write it is logged once).
+    pub fn record(
+        &mut self,
+        input: &Path,
+        output: Option<&Path>,
+        error: Option<&str>,
+        seconds: f64,
+        cached: bool,
+    ) {
+        let (size, mtime) = input_stamp(input).unwrap_or((0, 0));
+        let line = json!({
+            "input": input.display().to_string(),
+            "output": output.map(|p| p.display().to_string()),
+            "status": if error.is_none() { "ok" } else { "failed" },
+            "error": error,
+            "config": self.config,
+            "input_size": size,
+            "input_mtime_ns": mtime.to_string(),
+            "seconds": seconds,
+            "cached": cached,
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        if let Err(e) = self.file.write_all(&bytes) {
+            if !self.warned {
+                tracing::warn!("cannot append to the manifest {MANIFEST}: {e}");
+                self.warned = true;
+            }
+        }
+    }
+}
+
+/// The inputs the manifest of `out_dir` lists as done with configuration `config`, whose
+/// output still exists and whose input has not changed since (the last line of an input wins).
+pub fn done_inputs(out_dir: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
+    let mut done = HashMap::new();
+    let Ok(file) = File::open(out_dir.join(MANIFEST)) else {
+        return done;
+    };
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
+        let Some(input) = entry["input"].as_str().map(PathBuf::from) else { continue };
+        let finished = entry["status"] == "ok" && entry["config"] == config;
+        let output = entry["output"].as_str().map(PathBuf::from);
+        let unchanged = input_stamp(&input).is_some_and(|(size, mtime)| {
+            entry["input_size"].as_u64() == Some(size)
+                && entry["input_mtime_ns"].as_str() == Some(&mtime.to_string())
+        });
+        match output {
+            Some(out) if finished && unchanged && out.is_file() => done.insert(input, out),
+            _ => done.remove(&input),
+        };
+    }
+    done
+}
+
+/// Removes the temporary files a killed run left beside its outputs (`.NAME.XXXXXX.tmp`) under
+/// `out_dir`; returns how many.
+pub fn remove_stale_temporaries(out_dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(out_dir).into_iter().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy();
+        if entry.file_type().is_file()
+            && name.starts_with('.')
+            && name.ends_with(".tmp")
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
