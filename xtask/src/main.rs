@@ -8,9 +8,11 @@
 //!   under `target/bench/`.
 //! - `cargo xtask deps`: only install (or name) the system packages.
 //! - `cargo xtask gen-examples`: regenerate `examples/audio` (deterministic).
+//! - `cargo xtask fuzz [SECONDS]`: fuzz decoding and the pipeline (needs cargo-fuzz).
 
 mod bench;
 mod examples;
+mod fuzz;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -44,8 +46,9 @@ fn main() -> Result<()> {
         }
         "deps" => packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat()),
         "gen-examples" => examples::generate(&root.join("examples/audio")),
+        "fuzz" => fuzz::run(&root, &rest),
         other => {
-            eprintln!("usage: cargo xtask test|example|bench|deps|gen-examples");
+            eprintln!("usage: cargo xtask test|example|bench|deps|gen-examples|fuzz");
             bail!("unknown command {other:?}")
         }
     }

@@ -4,13 +4,14 @@
 //! the LAME/Xing header for MP3, the granule positions for Vorbis, the edit list for MP4.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use symphonia::core::audio::SampleBuffer;
 use symphonia::core::codecs::{self, CodecType, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::MediaSourceStream;
+use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
@@ -43,7 +44,8 @@ impl Packets {
     /// a hint).
     pub(crate) fn open(file: File, path: &Path) -> Result<Self, DecodeError> {
         let edit = mp4::edit_list(&file);
-        let stream = MediaSourceStream::new(Box::new(file), Default::default());
+        let source = Patched::new(file);
+        let stream = MediaSourceStream::new(Box::new(source), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
@@ -240,5 +242,108 @@ pub(crate) fn symphonia_error(e: SymphoniaError) -> DecodeError {
         SymphoniaError::Unsupported(what) => DecodeError::Unsupported(what.to_string()),
         SymphoniaError::DecodeError(what) => DecodeError::Invalid(what.to_string()),
         other => DecodeError::Invalid(other.to_string()),
+    }
+}
+
+/// The file as symphonia reads it, with the FLAC metadata blocks melkit does not need
+/// (application data, comments, cue sheets, pictures) marked as padding: symphonia allocates
+/// what their length fields claim before reading them, so a corrupt length could take
+/// gigabytes; padding it skips.
+struct Patched {
+    file: File,
+    len: u64,
+    pos: u64,
+    /// Offsets of bytes to replace, and their new values.
+    patches: Vec<(u64, u8)>,
+}
+
+impl Patched {
+    fn new(mut file: File) -> Self {
+        let len = file.metadata().map_or(0, |m| m.len());
+        let patches = flac_patches(&mut file).unwrap_or_default();
+        let _ = file.seek(SeekFrom::Start(0));
+        Patched { file, len, pos: 0, patches }
+    }
+}
+
+/// The type bytes of the FLAC metadata blocks to turn into padding.
+fn flac_patches(file: &mut File) -> std::io::Result<Vec<(u64, u8)>> {
+    let mut patches = Vec::new();
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic)?;
+    if &magic != b"fLaC" {
+        return Ok(patches);
+    }
+    let mut at = 4u64;
+    for _ in 0..1024 {
+        let mut header = [0u8; 4];
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(&mut header)?;
+        let (last, kind) = (header[0] & 0x80, header[0] & 0x7f);
+        if matches!(kind, 2 | 4 | 5 | 6) {
+            patches.push((at, last | 1));
+        }
+        at += 4 + u64::from(u32::from_be_bytes([0, header[1], header[2], header[3]]));
+        if last != 0 {
+            break;
+        }
+    }
+    Ok(patches)
+}
+
+impl Read for Patched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        let end = self.pos + n as u64;
+        for &(at, value) in &self.patches {
+            if (self.pos..end).contains(&at) {
+                buf[(at - self.pos) as usize] = value;
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl Seek for Patched {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.file.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+impl MediaSource for Patched {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flac_comment_and_picture_blocks_are_read_as_padding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.flac");
+        // STREAMINFO (34 bytes), a comment block claiming a 4 GiB comment, a last picture block.
+        let mut bytes = b"fLaC".to_vec();
+        bytes.extend_from_slice(&[0x00, 0, 0, 34]);
+        bytes.extend_from_slice(&[0u8; 34]);
+        bytes.extend_from_slice(&[0x04, 0, 0, 12]);
+        bytes.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        bytes.extend_from_slice(&[0x86, 0, 0, 2, 9, 9]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut source = Patched::new(File::open(&path).unwrap());
+        assert_eq!(source.patches, [(42, 0x01), (58, 0x81)]);
+        let mut read = Vec::new();
+        source.read_to_end(&mut read).unwrap();
+        assert_eq!((read[42], read[58]), (0x01, 0x81));
+        assert_eq!(read[..42], bytes[..42]);
+        assert_eq!(read[59..], bytes[59..]);
     }
 }

@@ -109,7 +109,7 @@ impl AudioStream {
     /// Opens a file symphonia decodes: whole when it is short (`size` × 12 ≤ `whole`), else
     /// counted first.
     fn open_packets(path: &Path, size: u64, whole: u64) -> Result<Self, DecodeError> {
-        let mut packets = Packets::open(File::open(path)?, path)?;
+        let mut packets = guard(|| Packets::open(File::open(path)?, path))?;
         let rate = packets.sample_rate();
         let mut stream = AudioStream {
             sample_rate: rate,
@@ -121,18 +121,18 @@ impl AudioStream {
         // No format packs more than ~12 samples into a byte (MP3 at 32 kbit/s, 48 kHz).
         if size.saturating_mul(12) <= whole {
             let mut samples = Vec::new();
-            while packets.read(1 << 20, &mut samples)? > 0 {
+            while guard(|| packets.read(1 << 20, &mut samples))? > 0 {
                 check_finite(&samples[stream.frames as usize..], stream.frames)?;
                 stream.frames = samples.len() as u64;
             }
             stream.channels = packets.channels();
             stream.source = Source::Decoded { samples, pos: 0 };
         } else {
-            let mut counter = Packets::open(File::open(path)?, path)?;
+            let mut counter = guard(|| Packets::open(File::open(path)?, path))?;
             let mut scratch = Vec::with_capacity(1 << 16);
             loop {
                 scratch.clear();
-                let n = counter.read(1 << 16, &mut scratch)?;
+                let n = guard(|| counter.read(1 << 16, &mut scratch))?;
                 if n == 0 {
                     break;
                 }
@@ -184,7 +184,7 @@ impl AudioStream {
                 let n = max.min((self.frames - self.position) as usize);
                 let before = out.len();
                 while out.len() - before < n {
-                    if packets.read(n - (out.len() - before), out)? == 0 {
+                    if guard(|| packets.read(n - (out.len() - before), out))? == 0 {
                         break;
                     }
                 }
@@ -219,6 +219,19 @@ impl AudioStream {
         self.position += n as u64;
         Ok(n)
     }
+}
+
+/// Runs a step of a decoder written by others; a panic on malformed data becomes an error
+/// for the file rather than ending the run.
+fn guard<T>(step: impl FnOnce() -> Result<T, DecodeError>) -> Result<T, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(DecodeError::Invalid(format!("the decoder failed on malformed data ({what})")))
+    })
 }
 
 /// Refuses NaN and infinite samples (`samples` start at sample `first` of the file): they would

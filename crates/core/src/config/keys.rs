@@ -186,7 +186,7 @@ pub const KEYS: &[KeyInfo] = &[
     switch(
         "cache_spectrograms",
         Run,
-        "keep results keyed by input content and configuration (the cache arrives with resume)",
+        "keep results keyed by input content and configuration, and reuse them (see --cache)",
     ),
     switch("verbose", Run, "log what each stage does"),
     switch("debug", Run, "log everything, for bug reports"),
