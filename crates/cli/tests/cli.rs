@@ -424,4 +424,8 @@ fn the_report_and_info_describe_the_run() {
     );
     assert!(info.contains("auto picks cpu"), "{info}");
     assert!(info.contains("output formats: h5 (HDF5 "), "{info}");
+    assert!(
+        info.contains("input formats: WAV (PCM 8-32 bit, float 32/64), FLAC, Ogg Vorbis, MP3"),
+        "{info}"
+    );
 }

@@ -28,6 +28,9 @@ pub struct SystemInfo {
     pub formats: Vec<String>,
 }
 
+/// What melkit decodes (recognised by content): containers and their codecs.
+pub const INPUT_FORMATS: &str = "WAV (PCM 8-32 bit, float 32/64), FLAC, Ogg Vorbis, MP3 (MP1, MP2), AAC and ALAC in MP4/M4A, AIFF, CAF, Matroska/WebM (no Opus)";
+
 impl SystemInfo {
     /// Looks at the build and the machine.
     pub fn collect() -> Self {
@@ -115,6 +118,7 @@ impl fmt::Display for SystemInfo {
                 self.cpu_features.join(" ")
             }
         )?;
+        writeln!(f, "input formats: {}", INPUT_FORMATS)?;
         write!(f, "output formats: {}", self.formats.join(", "))
     }
 }
