@@ -4,7 +4,6 @@
 
 mod common;
 
-use melkit::compare::Precision;
 use melkit::{BackendKind, Config, OutputFormat, OutputOptions, Pipeline};
 
 #[test]
@@ -25,19 +24,7 @@ fn every_format_matches_librosa_through_the_pipeline() {
             "ogg_vorbis_22050_stereo",
         ]
     );
-    let mut failed = Vec::new();
-    for case in &cases {
-        let mut pipeline = Pipeline::new(case.config.clone(), BackendKind::Cpu).unwrap();
-        let (tensor, _) = pipeline.process_file(&case.input).unwrap();
-        let result = std::panic::catch_unwind(|| {
-            case.check("cpu", tensor.shape(), tensor.data(), Precision::Cpu)
-        });
-        match result {
-            Ok(report) => eprintln!("{}: {report}", case.name),
-            Err(_) => failed.push(case.name.clone()),
-        }
-    }
-    assert!(failed.is_empty(), "format cases out of tolerance: {failed:?}");
+    common::check_all(&cases, BackendKind::Cpu, "format");
 }
 
 #[test]

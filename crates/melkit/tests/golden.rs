@@ -3,24 +3,10 @@
 
 mod common;
 
-use melkit::compare::Precision;
-use melkit::{BackendKind, Pipeline};
+use melkit::BackendKind;
 
 fn run_all(kind: BackendKind) {
-    let mut failed = Vec::new();
-    for case in common::cases() {
-        let mut pipeline = Pipeline::new(case.config.clone(), kind).unwrap();
-        let (tensor, stats) = pipeline.process_file(&case.input).unwrap();
-        assert_eq!(stats.long_segments, case.shape[0]);
-        let result = std::panic::catch_unwind(|| {
-            case.check(kind.name(), tensor.shape(), tensor.data(), Precision::Cpu)
-        });
-        match result {
-            Ok(report) => eprintln!("{kind} {}: {report}", case.name),
-            Err(_) => failed.push(case.name.clone()),
-        }
-    }
-    assert!(failed.is_empty(), "{kind}: golden cases out of tolerance: {failed:?}");
+    common::check_all(&common::cases(), kind, "golden");
 }
 
 #[test]

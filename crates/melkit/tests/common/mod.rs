@@ -107,3 +107,22 @@ pub fn case_in(dir: &std::path::Path, name: &str) -> Case {
         expected: expected.into_raw_vec_and_offset().0,
     }
 }
+
+/// Runs every case through `Pipeline::process_file` on `kind` and fails naming the cases out
+/// of tolerance (`what` names the set in the message).
+pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
+    let mut failed = Vec::new();
+    for case in cases {
+        let mut pipeline = melkit::Pipeline::new(case.config.clone(), kind).unwrap();
+        let (tensor, stats) = pipeline.process_file(&case.input).unwrap();
+        assert_eq!(stats.long_segments, case.shape[0], "{}", case.name);
+        let result = std::panic::catch_unwind(|| {
+            case.check(kind.name(), tensor.shape(), tensor.data(), Precision::Cpu)
+        });
+        match result {
+            Ok(report) => eprintln!("{kind} {}: {report}", case.name),
+            Err(_) => failed.push(case.name.clone()),
+        }
+    }
+    assert!(failed.is_empty(), "{kind}: {what} cases out of tolerance: {failed:?}");
+}
