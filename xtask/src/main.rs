@@ -23,7 +23,9 @@ use anyhow::{Context, Result, bail};
 /// What building melkit with HDF5 needs.
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "libhdf5-dev"];
 /// What the tests need besides: h5py and numpy to read outputs back as users do.
-const TEST_PACKAGES: &[&str] = &["python3-h5py", "python3-numpy"];
+/// and lavapipe (Mesa's Vulkan on the CPU) for the wgpu backend's tests.
+const TEST_PACKAGES: &[&str] =
+    &["python3-h5py", "python3-numpy", "mesa-vulkan-drivers", "libvulkan1"];
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

@@ -24,6 +24,7 @@ const EXIT_FATAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    give_vulkan_a_runtime_dir();
     match cli.command {
         Commands::Info => {
             init_logging(false, false, false);
@@ -124,6 +125,25 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         return Ok(EXIT_FILES_FAILED);
     }
     Ok(if report.success() { EXIT_OK } else { EXIT_FILES_FAILED })
+}
+
+/// Vulkan drivers (Mesa's lavapipe among them) complain on stderr when `XDG_RUNTIME_DIR` is
+/// unset, as it is under cron, containers and CI; give them a private folder. Called first,
+/// while this is the only thread.
+#[allow(unsafe_code)] // setting the environment before any other thread exists
+fn give_vulkan_a_runtime_dir() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    let dir = std::env::temp_dir().join(format!("melkit-runtime-{uid}"));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        // SAFETY: no other thread has been started yet.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
 }
 
 /// Makes writing past the file-size limit (`ulimit -f`) an error that names the file, rather

@@ -15,39 +15,8 @@ use ndarray_npy::ReadNpyExt;
 
 const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
 
-/// A golden case's configuration as command-line flags.
-fn golden_flags(name: &str) -> Vec<String> {
-    let json: serde_json::Value =
-        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
-            .unwrap();
-    let mut flags = Vec::new();
-    for (key, value) in json["config"].as_object().unwrap() {
-        let value = match value {
-            serde_json::Value::Null if key == "sample_length" => "full".to_string(),
-            serde_json::Value::Null => "none".to_string(),
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        flags.push(format!("--{}", key.replace('_', "-")));
-        flags.push(value);
-    }
-    flags
-}
-
 fn attr(ds: &hdf5::Dataset, name: &str) -> String {
     ds.attr(name).unwrap().read_scalar::<VarLenUnicode>().unwrap().to_string()
-}
-
-fn golden_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(String::from)
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 6);
-    names
 }
 
 #[test]

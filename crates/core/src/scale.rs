@@ -36,6 +36,12 @@ impl ElementScale {
         self.db.is_none()
     }
 
+    /// For dB output, `(factor, floor, offset)` of `factor · log10(max(x, floor)) − offset`
+    /// (for backends that scale on a device).
+    pub fn db_params(&self) -> Option<(f64, f64, f64)> {
+        self.db
+    }
+
     /// Scales one value, in f64 (the reference backend's precision).
     pub fn apply(&self, x: f64) -> f64 {
         match self.db {

@@ -67,8 +67,9 @@ fn not_compiled(backend: &'static str) -> BackendError {
 }
 
 /// Builds the backend `kind` for a configuration. `auto` takes the fastest one compiled in
-/// and able to start, falling back to the CPU backend (with a logged warning) when a GPU
-/// backend fails to start.
+/// and able to start: wgpu on a discrete or integrated GPU (not on a CPU adapter such as
+/// lavapipe, where the CPU backend is faster), else the CPU backend; a GPU backend that fails
+/// to start falls back to the CPU backend with a logged warning.
 ///
 /// # Errors
 /// The configuration is invalid, or the backend asked for is unavailable here.
@@ -78,18 +79,52 @@ pub fn create_backend(
 ) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         BackendKind::Reference => Ok(Box::new(ReferenceBackend::new(config)?)),
-        #[cfg(feature = "cpu")]
-        BackendKind::Cpu | BackendKind::Auto => {
-            Ok(Box::new(melkit_backend_cpu::CpuBackend::new(config)?))
-        }
-        #[cfg(not(feature = "cpu"))]
-        BackendKind::Cpu => Err(not_compiled("cpu")),
-        #[cfg(not(feature = "cpu"))]
-        BackendKind::Auto => {
-            tracing::warn!("no fast backend compiled in: using the reference backend");
-            Ok(Box::new(ReferenceBackend::new(config)?))
-        }
-        BackendKind::Wgpu => Err(not_compiled("wgpu")),
+        BackendKind::Cpu => cpu(config),
+        BackendKind::Wgpu => wgpu(config),
         BackendKind::Cuda => Err(not_compiled("cuda")),
+        BackendKind::Auto => {
+            if gpu_adapter_present() {
+                match wgpu(config) {
+                    Ok(backend) => return Ok(backend),
+                    Err(e @ BackendError::Config(_)) => return Err(e),
+                    Err(e) => tracing::warn!("{e}; using the CPU backend"),
+                }
+            }
+            cpu(config).or_else(|e| match e {
+                BackendError::Unavailable { .. } => {
+                    tracing::warn!("no fast backend compiled in: using the reference backend");
+                    Ok(Box::new(ReferenceBackend::new(config)?))
+                }
+                other => Err(other),
+            })
+        }
     }
+}
+
+fn cpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    #[cfg(feature = "cpu")]
+    return Ok(Box::new(melkit_backend_cpu::CpuBackend::new(config)?));
+    #[cfg(not(feature = "cpu"))]
+    {
+        let _ = config;
+        Err(not_compiled("cpu"))
+    }
+}
+
+fn wgpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    #[cfg(feature = "wgpu")]
+    return Ok(Box::new(melkit_backend_wgpu::WgpuBackend::new(config)?));
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = config;
+        Err(not_compiled("wgpu"))
+    }
+}
+
+/// Whether wgpu sees a GPU that is not a CPU adapter.
+fn gpu_adapter_present() -> bool {
+    #[cfg(feature = "wgpu")]
+    return melkit_backend_wgpu::adapters().iter().any(|a| !a.is_cpu);
+    #[cfg(not(feature = "wgpu"))]
+    false
 }

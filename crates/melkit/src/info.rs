@@ -60,13 +60,26 @@ impl SystemInfo {
             version: crate::VERSION,
             backends,
             auto,
-            devices: Vec::new(),
+            devices: gpu_devices(),
             arch: std::env::consts::ARCH,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_features: cpu_features(),
             formats,
         }
     }
+}
+
+/// The adapters wgpu sees: name, type, backend, driver.
+fn gpu_devices() -> Vec<String> {
+    #[cfg(feature = "wgpu")]
+    return melkit_backend_wgpu::adapters()
+        .into_iter()
+        .map(|a| {
+            format!("wgpu: {} ({}, {}, driver {})", a.name, a.device_type, a.backend, a.driver)
+        })
+        .collect();
+    #[cfg(not(feature = "wgpu"))]
+    Vec::new()
 }
 
 fn cpu_features() -> Vec<&'static str> {
@@ -100,7 +113,12 @@ impl fmt::Display for SystemInfo {
         }
         writeln!(f, "  auto picks {}", self.auto)?;
         if self.devices.is_empty() {
-            writeln!(f, "GPU devices: none seen (no GPU backend compiled in)")?;
+            let why = if cfg!(feature = "wgpu") {
+                "no GPU adapter"
+            } else {
+                "no GPU backend compiled in"
+            };
+            writeln!(f, "GPU devices: none seen ({why})")?;
         } else {
             writeln!(f, "GPU devices:")?;
             for d in &self.devices {

@@ -39,6 +39,11 @@ pub fn golden(name: &str) -> (Vec<f32>, Vec<usize>, String) {
 
 /// Asserts `got` is within the golden case's tolerance (SPEC §2, CPU precision).
 pub fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
+    assert_close_within(name, got, want, tolerance, 1e-5);
+}
+
+/// As [`assert_close`], with `exact` the bound of the `exact` class (1e-4 for GPU backends).
+pub fn assert_close_within(name: &str, got: &[f32], want: &[f32], tolerance: &str, exact: f64) {
     assert_eq!(got.len(), want.len(), "{name}: size");
     let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
     let max_d =
@@ -46,7 +51,7 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
     let d2: f64 = got.iter().zip(want).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
     let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
     match tolerance {
-        "exact" => assert!(max_d / max_b <= 1e-5, "{name}: max rel {}", max_d / max_b),
+        "exact" => assert!(max_d / max_b <= exact, "{name}: max rel {}", max_d / max_b),
         _ => assert!((d2 / b2).sqrt() <= 1e-3, "{name}: rel L2 {}", (d2 / b2).sqrt()),
     }
 }
@@ -108,4 +113,35 @@ pub fn melkit_unprivileged(args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_melkit"))
     };
     command.args(args).output().expect("run melkit")
+}
+
+/// A golden case's configuration as command-line flags.
+pub fn golden_flags(name: &str) -> Vec<String> {
+    let json: serde_json::Value =
+        serde_json::from_reader(File::open(golden_dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let mut flags = Vec::new();
+    for (key, value) in json["config"].as_object().unwrap() {
+        let value = match value {
+            serde_json::Value::Null if key == "sample_length" => "full".to_string(),
+            serde_json::Value::Null => "none".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        flags.push(format!("--{}", key.replace('_', "-")));
+        flags.push(value);
+    }
+    flags
+}
+
+pub fn golden_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(String::from)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6);
+    names
 }

@@ -111,13 +111,27 @@ pub fn case_in(dir: &std::path::Path, name: &str) -> Case {
 /// Runs every case through `Pipeline::process_file` on `kind` and fails naming the cases out
 /// of tolerance (`what` names the set in the message).
 pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
+    let precision = match kind {
+        melkit::BackendKind::Wgpu | melkit::BackendKind::Cuda => Precision::Gpu,
+        _ => Precision::Cpu,
+    };
     let mut failed = Vec::new();
     for case in cases {
-        let mut pipeline = melkit::Pipeline::new(case.config.clone(), kind).unwrap();
+        let mut pipeline = match melkit::Pipeline::new(case.config.clone(), kind) {
+            Err(melkit::Error::Backend(melkit::BackendError::Unavailable { reason, .. })) => {
+                assert!(
+                    !gpu_required(kind.name()),
+                    "a GPU is required but backend {kind} is unavailable: {reason}"
+                );
+                eprintln!("skipping: backend {kind} is unavailable: {reason}");
+                return;
+            }
+            other => other.unwrap(),
+        };
         let (tensor, stats) = pipeline.process_file(&case.input).unwrap();
         assert_eq!(stats.long_segments, case.shape[0], "{}", case.name);
         let result = std::panic::catch_unwind(|| {
-            case.check(kind.name(), tensor.shape(), tensor.data(), Precision::Cpu)
+            case.check(kind.name(), tensor.shape(), tensor.data(), precision)
         });
         match result {
             Ok(report) => eprintln!("{kind} {}: {report}", case.name),
@@ -125,4 +139,11 @@ pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
         }
     }
     assert!(failed.is_empty(), "{kind}: {what} cases out of tolerance: {failed:?}");
+}
+
+/// Whether `MELKIT_REQUIRE_GPU=1` or `MELKIT_REQUIRE_<BACKEND>=1` makes a missing device a
+/// failure rather than a skip.
+pub fn gpu_required(backend: &str) -> bool {
+    let set = |name: String| std::env::var(name).as_deref() == Ok("1");
+    set("MELKIT_REQUIRE_GPU".into()) || set(format!("MELKIT_REQUIRE_{}", backend.to_uppercase()))
 }

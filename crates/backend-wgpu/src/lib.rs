@@ -1,0 +1,149 @@
+//! melkit-backend-wgpu: the portable GPU backend. One fused WGSL kernel per configuration
+//! (framing + window → FFT in workgroup memory → power → sparse mel → scaling, one workgroup
+//! per frame; a direct DFT when `n_fft` is not a power of two), run through wgpu on Vulkan,
+//! Metal or DX12, and on a CPU through Mesa's lavapipe. The signal is uploaded once per batch
+//! and framed on the device; the tables and pipeline are built once; a batch larger than the
+//! adapter's buffer limits is split into chunks computed two at a time, so the readback of one
+//! overlaps the compute of the next.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod gpu;
+pub mod tables;
+
+use std::time::Duration;
+
+use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
+use melkit_core::config::Config;
+use melkit_core::error::BackendError;
+use melkit_core::plan::SegmentPlan;
+
+pub use gpu::{AdapterSummary, adapters};
+use gpu::{Gpu, Times};
+use tables::Tables;
+
+/// Device memory for one chunk's signal and output at most (each buffer), whatever the
+/// adapter allows, so two chunks in flight stay modest.
+const CHUNK_BYTES: u64 = 64 << 20;
+
+/// The wgpu backend (see the crate documentation).
+pub struct WgpuBackend {
+    plan: SegmentPlan,
+    tables: Tables,
+    gpu: Gpu,
+    /// Long segments per chunk at most.
+    chunk_longs: usize,
+}
+
+fn unavailable(reason: impl ToString) -> BackendError {
+    BackendError::Unavailable { backend: "wgpu", reason: reason.to_string() }
+}
+
+fn failed(reason: impl ToString) -> BackendError {
+    BackendError::Failed { backend: "wgpu", reason: reason.to_string() }
+}
+
+impl WgpuBackend {
+    /// The backend on the best adapter of this machine (a CPU adapter only when there is no
+    /// other).
+    ///
+    /// # Errors
+    /// An invalid configuration, no adapter ("no GPU adapter"), or an adapter too small.
+    pub fn new(config: &Config) -> Result<Self, BackendError> {
+        let plan = SegmentPlan::new(config)?;
+        let tables = Tables::new(config, &plan);
+        let gpu = Gpu::new(&tables, plan.n_fft).map_err(unavailable)?;
+        let per_long_out = plan.long_output_len() as u64 * 4;
+        let per_long_in = plan.long_len.max(plan.long_hop) as u64 * 4;
+        let limit = gpu.max_binding().min(CHUNK_BYTES);
+        let chunk_longs = (limit / per_long_out.max(per_long_in)).max(1) as usize;
+        Ok(WgpuBackend { plan, tables, gpu, chunk_longs })
+    }
+
+    /// The adapter this backend computes on.
+    pub fn adapter(&self) -> &AdapterSummary {
+        self.gpu.summary()
+    }
+
+    /// The shader's `Params` for a chunk of `longs` long segments.
+    fn params(&self, total_frames: u32, groups_x: u32) -> Vec<u8> {
+        let t = &self.tables;
+        let p = &self.plan;
+        let words: [u32; 8] = [
+            total_frames,
+            p.n_short as u32,
+            p.n_frames as u32,
+            p.n_mels as u32,
+            p.short_hop as u32,
+            groups_x,
+            t.power_mode,
+            u32::from(t.db),
+        ];
+        let floats: [f32; 8] =
+            [t.power, t.db_params.0, t.db_params.1, t.db_params.2, 1.0, 0.0, 0.0, 0.0];
+        let mut bytes = bytemuck::cast_slice(&words).to_vec();
+        bytes.extend_from_slice(bytemuck::cast_slice(&floats));
+        bytes
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> &'static str {
+        "wgpu"
+    }
+
+    fn plan(&self) -> &SegmentPlan {
+        &self.plan
+    }
+
+    fn compute(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        check_output(&self.plan, batch, out)?;
+        let per_long = self.plan.long_output_len();
+        let starts = batch.long_starts();
+        let samples = batch.samples();
+        let mut times = Times::default();
+        let mut in_flight: [Option<std::ops::Range<usize>>; 2] = [None, None];
+        let mut rel = Vec::new();
+        for (i, first) in (0..starts.len()).step_by(self.chunk_longs).enumerate() {
+            let slot = i % 2;
+            if let Some(done) = in_flight[slot].take() {
+                let range = done.start * per_long..done.end * per_long;
+                self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
+            }
+            let end = (first + self.chunk_longs).min(starts.len());
+            let base = starts[first];
+            let stop = starts[end - 1] + self.plan.long_len;
+            rel.clear();
+            rel.extend(starts[first..end].iter().map(|&s| (s - base) as u32));
+            let frames = ((end - first) * self.plan.n_short * self.plan.n_frames) as u32;
+            let groups_x = frames.min(self.gpu.max_groups_x());
+            let groups_y = frames.div_ceil(groups_x);
+            let params = self.params(frames, groups_x);
+            let chunk = (&samples[base..stop], rel.as_slice(), params.as_slice());
+            let values = (end - first) * per_long;
+            self.gpu
+                .submit(slot, chunk, (groups_x, groups_y), values, &mut times)
+                .map_err(failed)?;
+            in_flight[slot] = Some(first..end);
+        }
+        // The last chunks, oldest first.
+        let mut left: Vec<(usize, std::ops::Range<usize>)> =
+            in_flight.iter_mut().enumerate().filter_map(|(s, r)| Some((s, r.take()?))).collect();
+        left.sort_by_key(|(_, r)| r.start);
+        for (slot, done) in left {
+            let range = done.start * per_long..done.end * per_long;
+            self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
+        }
+        let mut steps = StepTimings::default();
+        steps.add("upload", times.upload);
+        steps.add("kernel", times.kernel);
+        steps.add("download", times.download);
+        if steps.total() == Duration::ZERO {
+            steps.add("kernel", Duration::from_nanos(1));
+        }
+        Ok(steps)
+    }
+}
