@@ -47,14 +47,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let native =
         corpus(root, &dir.join("corpus-native"), "native", if quick { 200 } else { 1000 })?;
     let long = corpus(root, &dir.join("corpus-long"), "long", 3600)?;
-    let subset = dir.join("corpus-native-20");
-    if !subset.exists() {
-        std::fs::create_dir_all(&subset)?;
-        for i in 0..20 {
-            let name = format!("clip_{i:05}.wav");
-            std::fs::copy(native.join(&name), subset.join(&name))?;
-        }
-    }
+    let subset = first_files(&native, &dir.join("corpus-native-20"), 20)?;
+    let subset200 = first_files(&native, &dir.join("corpus-native-200"), 200)?;
 
     // Criterion: the bare FFT, the compute stage, the latency.
     cargo(&[
@@ -95,6 +89,17 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &out,
         &["--format", "npy", "--backend", "reference"],
     )?);
+    // The wgpu backend, when wgpu finds an adapter (lavapipe on a machine without a GPU).
+    let wgpu_ns = crit("backend/wgpu_32_files").ok();
+    if wgpu_ns.is_some() {
+        runs.push(run_melkit(
+            &melkit,
+            "wgpu npy (200 files)",
+            &subset200,
+            &out,
+            &["--format", "npy", "--backend", "wgpu"],
+        )?);
+    }
     runs.push(run_melkit(
         &melkit,
         "cpu h5, one hour, full length",
@@ -119,6 +124,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "fft_real_256_ns": fft_ns,
         "fft_limit_files_per_s": limit,
         "compute_files_per_s": compute_files_per_s,
+        "wgpu_compute_segments_per_s": wgpu_ns.map(|ns| 32.0 * 80.0 / (ns * 1e-9)),
+        "cpu_compute_segments_per_s": compute_files_per_s * 80.0,
         "compute_ratio_to_limit": compute_files_per_s / limit,
         "latency_ms_one_core": latency_ns * 1e-6,
         "speedup_all_cores": speedup,
@@ -293,6 +300,15 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
         100.0 * f("compute_ratio_to_limit"),
         f("latency_ms_one_core"),
     );
+    if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {
+        let _ = writeln!(
+            md,
+            "Compute alone, segments/s: cpu {:.0}, wgpu {:.0} ({:.2}× the CPU backend).\n",
+            f("cpu_compute_segments_per_s"),
+            wgpu,
+            wgpu / f("cpu_compute_segments_per_s"),
+        );
+    }
     let _ = writeln!(
         md,
         "| run | files | files/s | segments/s | of the limit | peak RSS | decode | segment | compute | scale | write |"
@@ -332,4 +348,16 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
         }
     }
     md
+}
+
+/// A folder of the first `n` files of `corpus` (copied once).
+fn first_files(corpus: &Path, dir: &Path, n: usize) -> Result<std::path::PathBuf> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        for i in 0..n {
+            let name = format!("clip_{i:05}.wav");
+            std::fs::copy(corpus.join(&name), dir.join(&name))?;
+        }
+    }
+    Ok(dir.to_path_buf())
 }

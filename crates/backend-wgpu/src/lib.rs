@@ -49,12 +49,21 @@ impl WgpuBackend {
     /// # Errors
     /// An invalid configuration, no adapter ("no GPU adapter"), or an adapter too small.
     pub fn new(config: &Config) -> Result<Self, BackendError> {
+        Self::with_chunk_bytes(config, CHUNK_BYTES)
+    }
+
+    /// As [`new`](Self::new), with chunks of at most `chunk_bytes` of signal or output (a batch
+    /// is split into as many chunks as it needs; the adapter's limits still apply).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_chunk_bytes(config: &Config, chunk_bytes: u64) -> Result<Self, BackendError> {
         let plan = SegmentPlan::new(config)?;
         let tables = Tables::new(config, &plan);
         let gpu = Gpu::new(&tables, plan.n_fft).map_err(unavailable)?;
         let per_long_out = plan.long_output_len() as u64 * 4;
         let per_long_in = plan.long_len.max(plan.long_hop) as u64 * 4;
-        let limit = gpu.max_binding().min(CHUNK_BYTES);
+        let limit = gpu.max_binding().min(chunk_bytes);
         let chunk_longs = (limit / per_long_out.max(per_long_in)).max(1) as usize;
         Ok(WgpuBackend { plan, tables, gpu, chunk_longs })
     }

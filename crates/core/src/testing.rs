@@ -227,3 +227,18 @@ macro_rules! conformance_tests {
         }
     };
 }
+
+/// Gives Vulkan drivers a private `XDG_RUNTIME_DIR` when it is unset (lavapipe complains on
+/// stderr otherwise). Call it at the start of a GPU test, before it starts threads.
+#[allow(unsafe_code)] // setting the environment once, before the test's own threads
+pub fn quiet_lavapipe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            let dir = std::env::temp_dir().join("melkit-test-runtime");
+            let _ = std::fs::create_dir_all(&dir);
+            // SAFETY: tests that call this do not read the environment concurrently.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    });
+}

@@ -21,17 +21,6 @@ fn golden_cases_on_the_cpu_backend() {
 
 #[test]
 fn golden_cases_on_the_wgpu_backend() {
-    quiet_lavapipe();
+    melkit_core::testing::quiet_lavapipe();
     run_all(BackendKind::Wgpu);
-}
-
-/// lavapipe complains on stderr when `XDG_RUNTIME_DIR` is unset; give it a private folder.
-#[allow(unsafe_code)] // set before this test starts any thread of its own
-fn quiet_lavapipe() {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        let dir = std::env::temp_dir().join("melkit-test-runtime");
-        let _ = std::fs::create_dir_all(&dir);
-        // SAFETY: the other tests of this binary do not read the environment.
-        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-    }
 }

@@ -120,7 +120,7 @@ pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
         let mut pipeline = match melkit::Pipeline::new(case.config.clone(), kind) {
             Err(melkit::Error::Backend(melkit::BackendError::Unavailable { reason, .. })) => {
                 assert!(
-                    !gpu_required(kind.name()),
+                    !melkit_core::testing::gpu_required(kind.name()),
                     "a GPU is required but backend {kind} is unavailable: {reason}"
                 );
                 eprintln!("skipping: backend {kind} is unavailable: {reason}");
@@ -139,11 +139,4 @@ pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
         }
     }
     assert!(failed.is_empty(), "{kind}: {what} cases out of tolerance: {failed:?}");
-}
-
-/// Whether `MELKIT_REQUIRE_GPU=1` or `MELKIT_REQUIRE_<BACKEND>=1` makes a missing device a
-/// failure rather than a skip.
-pub fn gpu_required(backend: &str) -> bool {
-    let set = |name: String| std::env::var(name).as_deref() == Ok("1");
-    set("MELKIT_REQUIRE_GPU".into()) || set(format!("MELKIT_REQUIRE_{}", backend.to_uppercase()))
 }
