@@ -167,3 +167,17 @@ fn npy_output_of_a_library_run_matches_the_golden_case() {
         Precision::Cpu,
     );
 }
+
+#[test]
+fn gpu_batch_size_sets_the_batch_of_a_gpu_backend_only() {
+    melkit_core::testing::quiet_lavapipe();
+    let mut config = Config::default();
+    config.set("gpu_batch_size", "3").unwrap();
+    config.set("batch_size", "2").unwrap();
+    let cpu = Pipeline::new(config.clone(), BackendKind::Cpu).unwrap();
+    assert_eq!(cpu.budget().batch_longs, 2 * 40);
+    match Pipeline::new(config, BackendKind::Wgpu) {
+        Ok(gpu) => assert_eq!(gpu.budget().batch_longs, 3 * 40),
+        Err(e) => eprintln!("skipping the wgpu half: {e}"),
+    }
+}

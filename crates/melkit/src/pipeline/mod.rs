@@ -93,8 +93,9 @@ pub struct Budget {
 impl Budget {
     /// The budget of a configuration: `memory_limit`, or 1/8 of the memory available at most
     /// 32 MiB (halved with `memory_efficient`), shared as a quarter for decoded audio, a
-    /// quarter for the batch and half for outputs waiting to be written.
-    pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
+    /// quarter for the batch and half for outputs waiting to be written. On a GPU backend
+    /// (`gpu`), `gpu_batch_size` (files per call) takes the place of `batch_size`.
+    pub fn new(config: &Config, plan: &SegmentPlan, gpu: bool) -> Self {
         let mut bytes = match config.memory_limit {
             0 => (available_memory() / 8).clamp(8 << 20, 32 << 20),
             n => n,
@@ -104,7 +105,12 @@ impl Budget {
         }
         let values = (bytes / 4) as usize;
         let per_long = plan.long_len + plan.long_output_len();
-        let batch_longs = match config.batch_size {
+        let files = if gpu && config.gpu_batch_size > 0 {
+            config.gpu_batch_size
+        } else {
+            config.batch_size
+        };
+        let batch_longs = match files {
             0 => values / 4 / per_long,
             files => files * plan.n_long(plan.fixed_len.unwrap_or(10 * plan.sample_rate as usize)),
         };
@@ -151,7 +157,8 @@ impl Pipeline {
         let pool = thread_pool(workers, "worker")?;
         let backend = create_backend(kind, &config)?;
         warn_about_idle_keys(&config, backend.name());
-        let budget = Budget::new(&config, backend.plan());
+        let gpu = matches!(backend.name(), "wgpu" | "cuda");
+        let budget = Budget::new(&config, backend.plan(), gpu);
         tracing::debug!(backend = backend.name(), workers, ?budget, "pipeline ready");
         Ok(Pipeline {
             config_json: config.to_json().to_string(),
