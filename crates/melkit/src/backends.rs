@@ -121,10 +121,28 @@ fn wgpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     }
 }
 
-/// Whether wgpu sees a GPU that is not a CPU adapter.
+/// Whether wgpu sees a GPU that is not a CPU adapter. On Linux a machine with no GPU device
+/// node (`/dev/dri/renderD*`, `/dev/nvidia*`) has none, and is not probed: probing loads every
+/// Vulkan driver, lavapipe and its LLVM included (tens of MB of memory, tens of ms).
 fn gpu_adapter_present() -> bool {
     #[cfg(feature = "wgpu")]
-    return melkit_backend_wgpu::adapters().iter().any(|a| !a.is_cpu);
+    return gpu_device_nodes() && melkit_backend_wgpu::adapters().iter().any(|a| !a.is_cpu);
     #[cfg(not(feature = "wgpu"))]
     false
+}
+
+/// Whether the system may have a GPU (always true off Linux).
+#[cfg(feature = "wgpu")]
+fn gpu_device_nodes() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let any = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    any("/dev/dri", "renderD") || any("/dev", "nvidia")
 }
