@@ -98,3 +98,16 @@ fn scaled(x: f32) -> f32 {
 fn out_index(f: Frame, m: u32) -> u32 {
     return ((f.long * p.n_short + f.short) * p.n_mels + m) * p.n_frames + f.t;
 }
+
+// The sparse mel projection of the frame's power spectrum (`power_at`, defined by each kernel),
+// scaled and written to the output; thread `lid` of the workgroup takes every WG-th mel bin.
+fn write_mels(f: Frame, lid: u32) {
+    for (var m = lid; m < p.n_mels; m += WG) {
+        let span = mel_spans[m];
+        var acc = 0.0;
+        for (var j = 0u; j < span.y; j++) {
+            acc += mel_weights[span.z + j] * power_at(span.x + j);
+        }
+        out[out_index(f, m)] = scaled(acc);
+    }
+}

@@ -27,12 +27,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         spectrum[k] = power_of(acc.x * acc.x + acc.y * acc.y);
     }
     workgroupBarrier();
-    for (var m = lid; m < p.n_mels; m += WG) {
-        let span = mel_spans[m];
-        var acc = 0.0;
-        for (var j = 0u; j < span.y; j++) {
-            acc += mel_weights[span.z + j] * spectrum[span.x + j];
-        }
-        out[out_index(f, m)] = scaled(acc);
-    }
+    write_mels(f, lid);
+}
+
+// |X[bin]|^power of the frame, once the transform is done (read by write_mels).
+fn power_at(bin: u32) -> f32 {
+    return spectrum[bin];
 }

@@ -30,12 +30,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         data[k].x = power_of(df_norm(data[k]));
     }
     workgroupBarrier();
-    for (var m = lid; m < p.n_mels; m += WG) {
-        let span = mel_spans[m];
-        var acc = 0.0;
-        for (var j = 0u; j < span.y; j++) {
-            acc += mel_weights[span.z + j] * data[span.x + j].x;
-        }
-        out[out_index(f, m)] = scaled(acc);
-    }
+    write_mels(f, lid);
+}
+
+// |X[bin]|^power of the frame, once the transform is done (read by write_mels).
+fn power_at(bin: u32) -> f32 {
+    return data[bin].x;
 }
