@@ -175,6 +175,7 @@ pub fn run_case(name: &str, factory: Factory, precision: Precision) {
     let bound = reference_bound(name, precision, tolerance.bound());
     for (i, (got, want)) in together.iter().zip(&expected).enumerate() {
         let report = compare(got, want);
+        eprintln!("{} {name}, signal {i}: {report}", backend.name());
         assert!(
             report.max_rel <= bound,
             "case {name}, signal {i}: {} against the reference: {report} (bound {bound:e})",
