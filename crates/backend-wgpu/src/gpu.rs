@@ -125,6 +125,11 @@ impl Gpu {
     /// Opens the best adapter (discrete, then integrated, then any other, CPU adapters last)
     /// and prepares the kernel for these tables.
     pub fn new(tables: &Tables, n_fft: usize) -> Result<Self, GpuError> {
+        Self::with_source(tables, n_fft, shader_source(n_fft, tables.double))
+    }
+
+    /// As [`new`](Self::new), with the kernel's WGSL source given (for diagnostics).
+    pub fn with_source(tables: &Tables, n_fft: usize, source: String) -> Result<Self, GpuError> {
         let instance = instance();
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
         adapters.sort_by_key(|a| match a.get_info().device_type {
@@ -158,7 +163,6 @@ impl Gpu {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
-        let source = shader_source(n_fft, tables.double);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("melkit kernel"),
             source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -172,13 +172,12 @@ pub fn run_case(name: &str, factory: Factory, precision: Precision) {
     let expected = run(&mut reference, &inputs);
     let together = run(backend.as_mut(), &inputs);
     let tolerance = Tolerance { class: ToleranceClass::Exact, precision };
-    let bound = reference_bound(name, precision, tolerance.bound());
     for (i, (got, want)) in together.iter().zip(&expected).enumerate() {
         let report = compare(got, want);
         eprintln!("{} {name}, signal {i}: {report}", backend.name());
         assert!(
-            report.max_rel <= bound,
-            "case {name}, signal {i}: {} against the reference: {report} (bound {bound:e})",
+            tolerance.passes(&report),
+            "case {name}, signal {i}: {} against the reference: {report}",
             backend.name()
         );
     }
@@ -190,17 +189,6 @@ pub fn run_case(name: &str, factory: Factory, precision: Precision) {
             "case {name}, signal {i}: batched and alone differ: {report}"
         );
     }
-}
-
-/// The bound against the reference for case `name`: SPEC §2's `exact` bound, except for GPU
-/// backends on the two pure-tone dB stress cases. There the cells 100 dB below a frame's peak
-/// (1e-13 of its power) sit at the limit of a GPU kernel's arithmetic: f32 kernels miss them by
-/// 10 %, the wgpu backend's double-float FFT gets within 3.1e-4 (0.03 dB) on lavapipe against
-/// SPEC's 1e-4 (an open issue: its error terms do not all survive the driver's compiler). They
-/// are held to 5e-4 so any further loss shows. Every librosa golden case and every other
-/// conformance case stays within SPEC's bound on every backend.
-pub fn reference_bound(name: &str, precision: Precision, exact: f64) -> f64 {
-    if precision == Precision::Gpu && name.starts_with("tone_") { 5e-4 } else { exact }
 }
 
 /// Instantiates one `#[test]` per conformance case for a backend factory.

@@ -1,31 +1,38 @@
 // Double-float arithmetic: a value is the unevaluated sum hi + lo of two f32 (about 48 bits of
-// mantissa), with Dekker's error-free transforms. Products split each factor in halves that
-// multiply exactly, so the result does not depend on whether the compiler fuses a*b+c; every
-// intermediate that an algebraic simplifier could cancel goes through `p.one` first.
-// Used when the output is in dB, where bins far below a frame's peak must be right.
+// mantissa), with Dekker's error-free transforms. Every intermediate whose rounding matters
+// goes through `opaque`, an identity the compiler cannot see through: without it, a driver's
+// compiler may cancel (a + b) - a to b, or fuse a product into the next subtraction, and either
+// loses the error terms (lavapipe did both). Used when the output is in dB, where bins far
+// below a frame's peak must be right.
+
+// x, unchanged: its bits xor a zero the compiler cannot know (the padding word of the first
+// mel span, in a storage buffer).
+fn opaque(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ mel_spans[0].w);
+}
 
 fn two_sum(a: f32, b: f32) -> vec2<f32> {
-    let s = (a + b) * p.one;
-    let v = (s - a) * p.one;
-    let w = (s - v) * p.one;
+    let s = opaque(a + b);
+    let v = opaque(s - a);
+    let w = opaque(s - v);
     return vec2<f32>(s, (a - w) + (b - v));
 }
 
 fn quick_two_sum(a: f32, b: f32) -> vec2<f32> {
-    let s = (a + b) * p.one;
-    let v = (s - a) * p.one;
+    let s = opaque(a + b);
+    let v = opaque(s - a);
     return vec2<f32>(s, b - v);
 }
 
 fn split(a: f32) -> vec2<f32> {
-    let c = (4097.0 * a) * p.one;
-    let d = (c - a) * p.one;
-    let hi = (c - d) * p.one;
+    let c = opaque(4097.0 * a);
+    let d = opaque(c - a);
+    let hi = opaque(c - d);
     return vec2<f32>(hi, a - hi);
 }
 
 fn two_prod(a: f32, b: f32) -> vec2<f32> {
-    let q = (a * b) * p.one;
+    let q = opaque(a * b);
     let x = split(a);
     let y = split(b);
     let e = ((x.x * y.x - q) + x.x * y.y + x.y * y.x) + x.y * y.y;
