@@ -2,7 +2,8 @@
 // mantissa), with Dekker's error-free transforms. Every intermediate whose rounding matters
 // goes through `opaque`, an identity the compiler cannot see through: without it, a driver's
 // compiler may cancel (a + b) - a to b, or fuse a product into the next subtraction, and either
-// loses the error terms (lavapipe did both). Used when the output is in dB, where bins far
+// loses the error terms (on lavapipe they were lost until this was done). Used when the output
+// is in dB, where bins far
 // below a frame's peak must be right.
 
 // x, unchanged: its bits xor a zero the compiler cannot know (the padding word of the first
