@@ -3,8 +3,7 @@
 // goes through `opaque`, an identity the compiler cannot see through: without it, a driver's
 // compiler may cancel (a + b) - a to b, or fuse a product into the next subtraction, and either
 // loses the error terms (on lavapipe they were lost until this was done). Used when the output
-// is in dB, where bins far
-// below a frame's peak must be right.
+// is in dB, where bins far below a frame's peak must be right.
 
 // x, unchanged: its bits xor a zero the compiler cannot know (the padding word of the first
 // mel span, in a storage buffer).
