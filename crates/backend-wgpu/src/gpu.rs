@@ -34,9 +34,14 @@ impl AdapterSummary {
             device_type: format!("{:?}", info.device_type),
             backend: format!("{:?}", info.backend),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
-            is_cpu: info.device_type == wgpu::DeviceType::Cpu,
+            is_cpu: is_cpu(info),
         }
     }
+}
+
+/// Whether an adapter is a CPU one (lavapipe, WARP, SwiftShader).
+fn is_cpu(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
 }
 
 fn instance() -> wgpu::Instance {
@@ -122,14 +127,20 @@ fn storage(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
 }
 
 impl Gpu {
-    /// Opens the best adapter (discrete, then integrated, then any other, CPU adapters last)
-    /// and prepares the kernel for these tables.
-    pub fn new(tables: &Tables, n_fft: usize) -> Result<Self, GpuError> {
-        Self::with_source(tables, n_fft, shader_source(n_fft, tables.double))
+    /// Opens the best adapter (discrete, then integrated, then any other, CPU adapters last,
+    /// and only when `allow_cpu`) and prepares the kernel for these tables. `Ok(None)`: there
+    /// is no adapter to use.
+    pub fn new(tables: &Tables, n_fft: usize, allow_cpu: bool) -> Result<Option<Self>, GpuError> {
+        Self::with_source(tables, n_fft, allow_cpu, shader_source(n_fft, tables.db))
     }
 
     /// As [`new`](Self::new), with the kernel's WGSL source given (for diagnostics).
-    pub fn with_source(tables: &Tables, n_fft: usize, source: String) -> Result<Self, GpuError> {
+    pub fn with_source(
+        tables: &Tables,
+        n_fft: usize,
+        allow_cpu: bool,
+        source: String,
+    ) -> Result<Option<Self>, GpuError> {
         let instance = instance();
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
         adapters.sort_by_key(|a| match a.get_info().device_type {
@@ -139,10 +150,13 @@ impl Gpu {
             wgpu::DeviceType::Other => 3,
             wgpu::DeviceType::Cpu => 4,
         });
-        let adapter = adapters.into_iter().next().ok_or_else(|| "no GPU adapter".to_string())?;
+        let best = adapters.into_iter().next();
+        let Some(adapter) = best.filter(|a| allow_cpu || !is_cpu(&a.get_info())) else {
+            return Ok(None);
+        };
         let summary = AdapterSummary::of(&adapter.get_info());
         let limits = adapter.limits();
-        let needed = Transform::for_size(n_fft).workgroup_bytes(n_fft, tables.double) as u64;
+        let needed = Transform::for_size(n_fft).workgroup_bytes(n_fft, tables.db) as u64;
         if needed > u64::from(limits.max_compute_workgroup_storage_size) {
             return Err(format!(
                 "n_fft {n_fft} needs {needed} bytes of workgroup memory; {} has {}",
@@ -203,7 +217,7 @@ impl Gpu {
             errors,
         };
         gpu.check()?;
-        Ok(gpu)
+        Ok(Some(gpu))
     }
 
     /// The adapter in use.

@@ -10,8 +10,6 @@
 mod gpu;
 pub mod tables;
 
-use std::time::Duration;
-
 use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
 use melkit_core::config::Config;
 use melkit_core::error::BackendError;
@@ -58,14 +56,34 @@ impl WgpuBackend {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn with_chunk_bytes(config: &Config, chunk_bytes: u64) -> Result<Self, BackendError> {
+        Self::build(config, chunk_bytes, true)?.ok_or_else(|| unavailable("no GPU adapter"))
+    }
+
+    /// The backend on the best GPU of this machine, or `Ok(None)` when wgpu sees none but CPU
+    /// adapters (where the CPU backend is faster): what `--backend auto` asks for, with one
+    /// look at the adapters.
+    ///
+    /// # Errors
+    /// An invalid configuration, or a GPU that cannot be used.
+    pub fn on_gpu(config: &Config) -> Result<Option<Self>, BackendError> {
+        Self::build(config, CHUNK_BYTES, false)
+    }
+
+    fn build(
+        config: &Config,
+        chunk_bytes: u64,
+        allow_cpu: bool,
+    ) -> Result<Option<Self>, BackendError> {
         let plan = SegmentPlan::new(config)?;
         let tables = Tables::new(config, &plan);
-        let gpu = Gpu::new(&tables, plan.n_fft).map_err(unavailable)?;
+        let Some(gpu) = Gpu::new(&tables, plan.n_fft, allow_cpu).map_err(unavailable)? else {
+            return Ok(None);
+        };
         let per_long_out = plan.long_output_len() as u64 * 4;
         let per_long_in = plan.long_len.max(plan.long_hop) as u64 * 4;
         let limit = gpu.max_binding().min(chunk_bytes);
         let chunk_longs = (limit / per_long_out.max(per_long_in)).max(1) as usize;
-        Ok(WgpuBackend { plan, tables, gpu, chunk_longs })
+        Ok(Some(WgpuBackend { plan, tables, gpu, chunk_longs }))
     }
 
     /// The adapter this backend computes on.
@@ -150,9 +168,6 @@ impl Backend for WgpuBackend {
         steps.add("upload", times.upload);
         steps.add("kernel", times.kernel);
         steps.add("download", times.download);
-        if steps.total() == Duration::ZERO {
-            steps.add("kernel", Duration::from_nanos(1));
-        }
         Ok(steps)
     }
 }
@@ -179,9 +194,10 @@ mod tests {
             "    write_mels(f, lid);",
             "    _ = mel_weights[0];\n    for (var k = lid; k < BINS; k += WG) { out[out_index(f, k)] = power_at(k); }",
         );
-        let mut gpu = match Gpu::with_source(&tables, plan.n_fft, source) {
-            Ok(gpu) => gpu,
-            Err(reason) => {
+        let mut gpu = match Gpu::with_source(&tables, plan.n_fft, true, source) {
+            Ok(Some(gpu)) => gpu,
+            other => {
+                let reason = other.err().unwrap_or_else(|| "no GPU adapter".into());
                 let required = melkit_core::testing::gpu_required("wgpu");
                 assert!(!required, "wgpu is required but unavailable: {reason}");
                 eprintln!("skipping: wgpu is unavailable: {reason}");

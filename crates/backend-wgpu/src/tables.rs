@@ -76,15 +76,13 @@ pub struct Tables {
     pub window: Vec<f32>,
     /// `exp(-2πik/N)` as (re hi, im hi, re lo, im lo), `n_fft` of them.
     pub twiddles: Vec<f32>,
-    /// Whether the kernel computes in double-float arithmetic (dB output).
-    pub double: bool,
     /// Per mel bin: first FFT bin, count, offset into `mel_weights`, 0.
     pub mel_spans: Vec<u32>,
     /// The non-zero filter weights, filter after filter.
     pub mel_weights: Vec<f32>,
-    /// `power_mode`, `db`, `power`, `factor`, `floor`, `offset` of the shader's `Params`.
+    /// The shader's `power_mode`: 0 for |X|², 1 for |X|, 2 for |X|^power.
     pub power_mode: u32,
-    /// Whether the output is in dB.
+    /// Whether the output is in dB (the kernel then computes in double-float arithmetic).
     pub db: bool,
     /// The exponent of the magnitude.
     pub power: f32,
@@ -137,7 +135,6 @@ impl Tables {
             frame_index,
             window: win.iter().flat_map(|&w| <[f32; 2]>::from(hi_lo(w))).collect(),
             twiddles,
-            double: db,
             mel_spans,
             mel_weights,
             power_mode,

@@ -185,23 +185,7 @@ fn headers_and_data_of_any_size_are_read_across_buffers() {
 #[test]
 fn chunks_before_the_data_are_skipped() {
     // RIFF/WAVE, fmt (16-bit mono 8 kHz), a LIST chunk, then data and trailing bytes.
-    let mut bytes = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    for v in [1u16, 1] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    bytes.extend_from_slice(&8000u32.to_le_bytes());
-    bytes.extend_from_slice(&16000u32.to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"LIST");
-    bytes.extend_from_slice(&4u32.to_le_bytes());
-    bytes.extend_from_slice(b"abcd");
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&6u32.to_le_bytes());
-    for v in [16384i16, -32768, 1] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut bytes = wav_with_list(4, &[16384, -32768, 1]);
     bytes.extend_from_slice(b"junk after the data");
     let riff_len = (bytes.len() - 8) as u32;
     bytes[4..8].copy_from_slice(&riff_len.to_le_bytes());

@@ -83,12 +83,11 @@ pub fn create_backend(
         BackendKind::Wgpu => wgpu(config),
         BackendKind::Cuda => Err(not_compiled("cuda")),
         BackendKind::Auto => {
-            if gpu_adapter_present() {
-                match wgpu(config) {
-                    Ok(backend) => return Ok(backend),
-                    Err(e @ BackendError::Config(_)) => return Err(e),
-                    Err(e) => tracing::warn!("{e}; using the CPU backend"),
-                }
+            match wgpu_on_gpu(config) {
+                Ok(Some(backend)) => return Ok(backend),
+                Ok(None) => {}
+                Err(e @ BackendError::Config(_)) => return Err(e),
+                Err(e) => tracing::warn!("{e}; using the CPU backend"),
             }
             cpu(config).or_else(|e| match e {
                 BackendError::Unavailable { .. } => {
@@ -121,14 +120,18 @@ fn wgpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     }
 }
 
-/// Whether wgpu sees a GPU that is not a CPU adapter. On Linux a machine with no GPU device
-/// node (`/dev/dri/renderD*`, `/dev/nvidia*`) has none, and is not probed: probing loads every
-/// Vulkan driver, lavapipe and its LLVM included (tens of MB of memory, tens of ms).
-fn gpu_adapter_present() -> bool {
+/// The wgpu backend on a GPU that is not a CPU adapter, or `None` when there is no such GPU.
+/// On Linux a machine with no GPU device node (`/dev/dri/renderD*`, `/dev/nvidia*`) has none,
+/// and is not probed: probing loads every Vulkan driver, lavapipe and its LLVM included (tens
+/// of MB of memory, tens of ms).
+fn wgpu_on_gpu(config: &Config) -> Result<Option<Box<dyn Backend>>, BackendError> {
     #[cfg(feature = "wgpu")]
-    return gpu_device_nodes() && melkit_backend_wgpu::adapters().iter().any(|a| !a.is_cpu);
-    #[cfg(not(feature = "wgpu"))]
-    false
+    if gpu_device_nodes() {
+        let backend = melkit_backend_wgpu::WgpuBackend::on_gpu(config)?;
+        return Ok(backend.map(|b| Box::new(b) as Box<dyn Backend>));
+    }
+    let _ = config;
+    Ok(None)
 }
 
 /// Whether the system may have a GPU (always true off Linux).

@@ -156,8 +156,8 @@ impl Pipeline {
         };
         let pool = thread_pool(workers, "worker")?;
         let backend = create_backend(kind, &config)?;
-        warn_about_idle_keys(&config, backend.name());
         let gpu = matches!(backend.name(), "wgpu" | "cuda");
+        warn_about_idle_keys(&config, backend.name(), gpu);
         let budget = Budget::new(&config, backend.plan(), gpu);
         tracing::debug!(backend = backend.name(), workers, ?budget, "pipeline ready");
         Ok(Pipeline {
@@ -294,10 +294,8 @@ pub(crate) fn compute_time(
 }
 
 /// Run-control keys that mean nothing to the backend in use are said to do nothing.
-fn warn_about_idle_keys(config: &Config, backend: &str) {
-    if (config.gpu_workers != 0 || config.gpu_batch_size != 0)
-        && !matches!(backend, "wgpu" | "cuda")
-    {
+fn warn_about_idle_keys(config: &Config, backend: &str, gpu: bool) {
+    if (config.gpu_workers != 0 || config.gpu_batch_size != 0) && !gpu {
         tracing::warn!("gpu_workers and gpu_batch_size have no effect on backend {backend}");
     }
 }
