@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use melkit_core::backend::StepTimings;
 use wgpu::BufferUsages as U;
 
 use crate::tables::{Tables, Transform, shader_source};
@@ -104,7 +105,7 @@ pub struct Gpu {
 }
 
 /// Step times of one compute call.
-#[derive(Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Times {
     /// Writing the batch into device buffers.
     pub upload: Duration,
@@ -112,6 +113,17 @@ pub struct Times {
     pub kernel: Duration,
     /// Copying results out of the mapped readback buffer.
     pub download: Duration,
+}
+
+impl Times {
+    /// The times as the backend reports them.
+    pub fn steps(&self) -> StepTimings {
+        let mut steps = StepTimings::default();
+        steps.add("upload", self.upload);
+        steps.add("kernel", self.kernel);
+        steps.add("download", self.download);
+        steps
+    }
 }
 
 /// Why the device could not be used.

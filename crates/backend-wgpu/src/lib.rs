@@ -3,20 +3,25 @@
 //! per frame; a direct DFT when `n_fft` is not a power of two), run through wgpu on Vulkan,
 //! Metal or DX12, and on a CPU through Mesa's lavapipe. The signal is uploaded once per batch
 //! and framed on the device; the tables and pipeline are built once; a batch larger than the
-//! adapter's buffer limits is split into chunks computed two at a time, so the readback of one
-//! overlaps the compute of the next.
+//! adapter's buffer limits is split into chunks computed two at a time, and batches submitted
+//! as a stream are kept in flight, so the readback of one chunk or batch overlaps the compute
+//! of the next.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod gpu;
+mod stream;
 pub mod tables;
 
-use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
+use std::ops::Range;
+
+use melkit_core::backend::{Backend, Done, Job, SignalBatch, StepTimings, check_output};
 use melkit_core::config::Config;
 use melkit_core::error::BackendError;
 use melkit_core::plan::SegmentPlan;
 
 pub use gpu::{AdapterSummary, adapters};
 use gpu::{Gpu, Times};
+use stream::Stream;
 use tables::Tables;
 
 /// Device memory for one chunk's signal and output at most (each buffer), whatever the
@@ -30,6 +35,8 @@ pub struct WgpuBackend {
     gpu: Gpu,
     /// Long segments per chunk at most.
     chunk_longs: usize,
+    /// The jobs submitted and not yet given back.
+    stream: Stream,
 }
 
 fn unavailable(reason: impl ToString) -> BackendError {
@@ -83,7 +90,7 @@ impl WgpuBackend {
         let per_long_in = plan.long_len.max(plan.long_hop) as u64 * 4;
         let limit = gpu.max_binding().min(chunk_bytes);
         let chunk_longs = (limit / per_long_out.max(per_long_in)).max(1) as usize;
-        Ok(Some(WgpuBackend { plan, tables, gpu, chunk_longs }))
+        Ok(Some(WgpuBackend { plan, tables, gpu, chunk_longs, stream: Stream::default() }))
     }
 
     /// The adapter this backend computes on.
@@ -122,53 +129,109 @@ impl Backend for WgpuBackend {
         &self.plan
     }
 
+    fn on_device(&self) -> bool {
+        true
+    }
+
     fn compute(
         &mut self,
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
         check_output(&self.plan, batch, out)?;
+        if !self.stream.is_idle() {
+            return Err(failed("compute() called with submitted batches in flight"));
+        }
         let per_long = self.plan.long_output_len();
-        let starts = batch.long_starts();
-        let samples = batch.samples();
         let mut times = Times::default();
-        let mut in_flight: [Option<std::ops::Range<usize>>; 2] = [None, None];
-        let mut rel = Vec::new();
-        for (i, first) in (0..starts.len()).step_by(self.chunk_longs).enumerate() {
+        let mut in_flight: [Option<Range<usize>>; 2] = [None, None];
+        for (i, first) in (0..batch.n_long()).step_by(self.chunk_longs).enumerate() {
             let slot = i % 2;
             if let Some(done) = in_flight[slot].take() {
                 let range = done.start * per_long..done.end * per_long;
                 self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
             }
-            let end = (first + self.chunk_longs).min(starts.len());
-            let base = starts[first];
-            let stop = starts[end - 1] + self.plan.long_len;
-            rel.clear();
-            rel.extend(starts[first..end].iter().map(|&s| (s - base) as u32));
-            let frames = ((end - first) * self.plan.n_short * self.plan.n_frames) as u32;
-            let groups_x = frames.min(self.gpu.max_groups_x());
-            let groups_y = frames.div_ceil(groups_x);
-            let params = self.params(frames, groups_x);
-            let chunk = (&samples[base..stop], rel.as_slice(), params.as_slice());
-            let values = (end - first) * per_long;
-            self.gpu
-                .submit(slot, chunk, (groups_x, groups_y), values, &mut times)
-                .map_err(failed)?;
-            in_flight[slot] = Some(first..end);
+            in_flight[slot] = Some(self.submit_chunk(slot, batch, first, &mut times)?);
         }
         // The last chunks, oldest first.
-        let mut left: Vec<(usize, std::ops::Range<usize>)> =
+        let mut left: Vec<(usize, Range<usize>)> =
             in_flight.iter_mut().enumerate().filter_map(|(s, r)| Some((s, r.take()?))).collect();
         left.sort_by_key(|(_, r)| r.start);
         for (slot, done) in left {
             let range = done.start * per_long..done.end * per_long;
             self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
         }
-        let mut steps = StepTimings::default();
-        steps.add("upload", times.upload);
-        steps.add("kernel", times.kernel);
-        steps.add("download", times.download);
-        Ok(steps)
+        Ok(times.steps())
+    }
+
+    fn submit(&mut self, job: Job) -> Option<Done> {
+        let mut job = job;
+        job.out.resize(job.batch.output_len(&self.plan), 0.0);
+        let longs = job.batch.n_long();
+        let seq = self.stream.push(job);
+        for first in (0..longs).step_by(self.chunk_longs) {
+            let slot = self.stream.take_slot();
+            self.finish_slot(slot);
+            let Some(flight) = self.stream.flight(seq) else { break };
+            let (batch, mut times) = (std::mem::take(&mut flight.job.batch), flight.times);
+            let chunk = self.submit_chunk(slot, &batch, first, &mut times);
+            let Some(flight) = self.stream.flight(seq) else { break };
+            (flight.job.batch, flight.times) = (batch, times);
+            match chunk {
+                Ok(range) => self.stream.occupy(slot, seq, range),
+                Err(e) => {
+                    self.stream.fail(seq, e);
+                    break;
+                }
+            }
+        }
+        // Read the previous job back while this one computes.
+        if self.stream.len() > 1 { self.flush() } else { None }
+    }
+
+    fn flush(&mut self) -> Option<Done> {
+        for slot in self.stream.slots_of_oldest() {
+            self.finish_slot(slot);
+        }
+        self.stream.pop()
+    }
+}
+
+impl WgpuBackend {
+    /// Uploads and dispatches the chunk of `batch` starting at long segment `first` in `slot`
+    /// (whose previous chunk must be finished), returning its long segments.
+    fn submit_chunk(
+        &mut self,
+        slot: usize,
+        batch: &SignalBatch,
+        first: usize,
+        times: &mut Times,
+    ) -> Result<Range<usize>, BackendError> {
+        let starts = batch.long_starts();
+        let end = (first + self.chunk_longs).min(starts.len());
+        let base = starts[first];
+        let stop = starts[end - 1] + self.plan.long_len;
+        let rel: Vec<u32> = starts[first..end].iter().map(|&s| (s - base) as u32).collect();
+        let frames = ((end - first) * self.plan.n_short * self.plan.n_frames) as u32;
+        let groups_x = frames.min(self.gpu.max_groups_x());
+        let groups_y = frames.div_ceil(groups_x);
+        let params = self.params(frames, groups_x);
+        let chunk = (&batch.samples()[base..stop], rel.as_slice(), params.as_slice());
+        let values = (end - first) * self.plan.long_output_len();
+        self.gpu.submit(slot, chunk, (groups_x, groups_y), values, times).map_err(failed)?;
+        Ok(first..end)
+    }
+
+    /// Waits for the streamed chunk in `slot`, if any, and copies it into its job's output (or
+    /// records the job's error).
+    fn finish_slot(&mut self, slot: usize) {
+        let per_long = self.plan.long_output_len();
+        let Some((seq, range)) = self.stream.vacate(slot) else { return };
+        let Some(flight) = self.stream.flight(seq) else { return };
+        let out = &mut flight.job.out[range.start * per_long..range.end * per_long];
+        if let Err(e) = self.gpu.finish(slot, out, &mut flight.times) {
+            flight.error.get_or_insert(failed(e));
+        }
     }
 }
 

@@ -158,16 +158,37 @@ impl StepTimings {
     }
 }
 
+/// A batch handed to [`Backend::submit`], with the buffer its output goes into (resized by the
+/// backend to `batch.output_len(plan)`).
+#[derive(Debug, Default)]
+pub struct Job {
+    /// The signals to compute.
+    pub batch: SignalBatch,
+    /// Their mel tensors, once the job is done.
+    pub out: Vec<f32>,
+}
+
+/// A job given back by [`Backend::submit`] or [`Backend::flush`]: its output filled, or why not.
+pub type Done = (Job, Result<StepTimings, BackendError>);
+
 /// A way of computing mel tensors.
 ///
 /// A backend is built for one configuration, preparing once everything that depends only on it
-/// (FFT plans, window, filterbank, device buffers), and then computes any number of batches.
+/// (FFT plans, window, filterbank, device buffers), and then computes any number of batches:
+/// one at a time with [`compute`](Self::compute), or as a stream with
+/// [`submit`](Self::submit) and [`flush`](Self::flush), where a device backend reads back one
+/// batch while it computes the next.
 pub trait Backend: Send {
     /// The backend's name, as `--backend` spells it.
     fn name(&self) -> &'static str;
 
     /// The segmentation this backend was built for.
     fn plan(&self) -> &SegmentPlan;
+
+    /// Whether it computes on a device of its own (a GPU), whose batches `gpu_batch_size` sets.
+    fn on_device(&self) -> bool {
+        false
+    }
 
     /// Computes the mel tensor of every long segment of `batch` into `out`
     /// (`batch.output_len(plan)` values, long segment after long segment, each
@@ -182,6 +203,23 @@ pub trait Backend: Send {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError>;
+
+    /// Starts computing `job`, and gives back the oldest job submitted earlier once it is done,
+    /// if any: jobs come back in the order they were submitted, each exactly once, the last
+    /// ones through [`flush`](Self::flush). The default computes `job` at once and gives it
+    /// back; a device backend keeps it in flight, so that the caller's next batch is uploaded
+    /// and computed while this one is read back.
+    fn submit(&mut self, job: Job) -> Option<Done> {
+        let mut job = job;
+        job.out.resize(job.batch.output_len(self.plan()), 0.0);
+        let result = self.compute(&job.batch, &mut job.out);
+        Some((job, result))
+    }
+
+    /// Waits for the oldest job still in flight and gives it back; `None` when there is none.
+    fn flush(&mut self) -> Option<Done> {
+        None
+    }
 }
 
 /// Checks that `out` fits `batch` (for backends to call first).

@@ -30,7 +30,9 @@ pub use backends::{BackendKind, create_backend};
 pub use error::{Error, FileError};
 pub use melkit_core::compare;
 pub use melkit_core::config::{self, Config, KEYS};
-pub use melkit_core::{Backend, BackendError, ConfigError, SegmentPlan, SignalBatch, StepTimings};
+pub use melkit_core::{
+    Backend, BackendError, ConfigError, Done, Job, SegmentPlan, SignalBatch, StepTimings,
+};
 pub use melkit_io::{Compression, OutputFormat};
 pub use pipeline::{OutputOptions, Pipeline, Progress};
 pub use report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};

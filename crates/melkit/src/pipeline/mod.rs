@@ -150,13 +150,29 @@ impl Pipeline {
     /// An invalid configuration, a backend that cannot start, or no threads.
     pub fn new(config: Config, kind: BackendKind) -> Result<Self, Error> {
         config.validate()?;
+        let backend = create_backend(kind, &config)?;
+        Self::with_backend(config, backend)
+    }
+
+    /// A pipeline for `config` on a backend built by the caller (one of melkit's, or its own)
+    /// for the same configuration.
+    ///
+    /// # Errors
+    /// An invalid configuration, a backend built for another segmentation, or no threads.
+    pub fn with_backend(config: Config, backend: Box<dyn Backend>) -> Result<Self, Error> {
+        config.validate()?;
+        if *backend.plan() != SegmentPlan::new(&config)? {
+            return Err(Error::Backend(BackendError::Failed {
+                backend: backend.name(),
+                reason: "it was built for another configuration".into(),
+            }));
+        }
         let workers = match config.max_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let pool = thread_pool(workers, "worker")?;
-        let backend = create_backend(kind, &config)?;
-        let gpu = matches!(backend.name(), "wgpu" | "cuda");
+        let gpu = backend.on_device();
         warn_about_idle_keys(&config, backend.name(), gpu);
         let budget = Budget::new(&config, backend.plan(), gpu);
         tracing::debug!(backend = backend.name(), workers, ?budget, "pipeline ready");

@@ -9,11 +9,13 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use melkit_core::scale::FileScale;
-use melkit_core::{Backend, BackendError, Config, SegmentPlan, SignalBatch, StepTimings};
+use melkit_core::{
+    Backend, BackendError, Config, Done, Job, SegmentPlan, SignalBatch, StepTimings,
+};
 use melkit_io::OutputFormat;
 use melkit_io::output::check_options;
 
@@ -109,13 +111,13 @@ impl Pipeline {
             budget: self.budget,
             cache,
         };
-        let backend = Mutex::new(&mut self.backend);
+        let device = Mutex::new(Device { backend: &mut self.backend, waiting: VecDeque::new() });
         let decode_slots =
             if self.config.cpu_workers == 0 { self.workers } else { self.config.cpu_workers };
         let (tx, rx) = channel();
         let mut run = Coordinator {
             cx: &context,
-            backend: &backend,
+            device: &device,
             files: &found.files,
             states: found.files.iter().map(|_| FileState::default()).collect(),
             tx,
@@ -126,6 +128,7 @@ impl Pipeline {
             decoding: 0,
             decode_slots,
             computing: false,
+            in_backend: 0,
             unwritten: 0,
             writing: 0,
             write_slots: if options.format == OutputFormat::H5 { 1 } else { self.workers },
@@ -133,7 +136,7 @@ impl Pipeline {
             report: &mut report,
             manifest: &mut manifest,
             progress,
-            spare_batch: None,
+            spare_batches: Vec::new(),
             spare_outputs: Vec::new(),
             live_outputs: Vec::new(),
             writer: None,
@@ -185,6 +188,21 @@ struct Computed {
     n_long: usize,
 }
 
+/// The backend, and what the run knows of the batches it holds, under one lock.
+struct Device<'r> {
+    backend: &'r mut Box<dyn Backend>,
+    /// The batches submitted and not yet given back, oldest first.
+    waiting: VecDeque<BatchInfo>,
+}
+
+/// What the run knows of a batch given to the backend.
+struct BatchInfo {
+    placed: Vec<Placed>,
+    /// Whether each block is a whole file (which gets its per-file scaling at once).
+    whole: Vec<bool>,
+    times: StageTimes,
+}
+
 /// A block in a batch: which file, which long segments.
 #[derive(Clone, Copy)]
 struct Placed {
@@ -200,6 +218,8 @@ enum Event {
         result: Result<Opened, FileError>,
         times: StageTimes,
     },
+    /// The backend took a batch and gave none back yet.
+    Submitted,
     Computed {
         placed: Vec<Placed>,
         result: Result<(Arc<Vec<f32>>, StepTimings), BackendError>,
@@ -250,7 +270,7 @@ struct FileState {
 
 struct Coordinator<'a, 'r> {
     cx: &'a Context<'a>,
-    backend: &'a Mutex<&'r mut Box<dyn Backend>>,
+    device: &'a Mutex<Device<'r>>,
     files: &'a [InputFile],
     states: Vec<FileState>,
     tx: Sender<Event>,
@@ -262,7 +282,10 @@ struct Coordinator<'a, 'r> {
     ready_values: usize,
     decoding: usize,
     decode_slots: usize,
+    /// Whether a task is giving the backend a batch or waiting for one.
     computing: bool,
+    /// Batches the backend holds.
+    in_backend: usize,
     /// Output values computed and not yet written.
     unwritten: usize,
     writing: usize,
@@ -272,7 +295,7 @@ struct Coordinator<'a, 'r> {
     manifest: &'a mut Manifest,
     progress: &'a dyn Progress,
     /// Buffers kept for the next batch (allocating them afresh costs a page fault per page).
-    spare_batch: Option<SignalBatch>,
+    spare_batches: Vec<SignalBatch>,
     spare_outputs: Vec<Vec<f32>>,
     /// Batch outputs some blocks of which are still to be written.
     live_outputs: Vec<Arc<Vec<f32>>>,
@@ -319,7 +342,8 @@ where
             self.handle(event);
         }
         // Every file is settled; wait for what is still running (results of failed files).
-        while self.decoding + self.writing > 0 || self.computing {
+        while self.decoding + self.writing + self.in_backend > 0 || self.computing {
+            self.start_compute(scope);
             let Ok(event) = self.rx.recv() else { break };
             self.handle(event);
         }
@@ -385,19 +409,30 @@ where
         let budget = &self.cx.budget;
         let ready_longs: usize = self.ready.iter().map(|(_, b)| b.n_long).sum();
         let more_coming = self.decoding > 0 || self.next_to_open < self.files.len();
-        if self.computing
-            || self.ready.is_empty()
+        if self.computing {
+            return;
+        }
+        let (cx, device) = (self.cx, self.device);
+        if self.ready.is_empty()
             || (self.unwritten >= budget.unwritten_values && self.writing > 0)
             || (ready_longs < budget.batch_longs
                 && more_coming
                 && self.ready_values < budget.ready_values)
         {
+            // No batch to give: take back the one the backend holds.
+            if self.in_backend > 0 {
+                self.computing = true;
+                let tx = self.tx.clone();
+                scope.spawn(move |_| {
+                    let _ = tx.send(drive(cx, device, None));
+                });
+            }
             return;
         }
         let started = Instant::now();
-        let mut batch = self.spare_batch.take().unwrap_or_default();
+        let mut batch = self.spare_batches.pop().unwrap_or_default();
         batch.clear();
-        let mut out = self.spare_outputs.pop().unwrap_or_default();
+        let out = self.spare_outputs.pop().unwrap_or_default();
         let mut placed = Vec::new();
         let mut longs = 0;
         while let Some((file, block)) = self.ready.pop_front() {
@@ -412,40 +447,16 @@ where
         }
         let mut times = StageTimes::default();
         times.add(Stage::Segment, started.elapsed());
-        self.computing = true;
-        let (tx, cx, backend) = (self.tx.clone(), self.cx, self.backend);
-        let whole: Vec<bool> = placed
+        let whole = placed
             .iter()
             .map(|p| p.first_long == 0 && p.n_long == self.states[p.file].n_long)
             .collect();
+        self.computing = true;
+        self.in_backend += 1;
+        let tx = self.tx.clone();
+        let info = BatchInfo { placed, whole, times };
         scope.spawn(move |_| {
-            let started = Instant::now();
-            // Shrinking truncates; only growth writes zeros (the backend fills every value).
-            out.resize(batch.output_len(&cx.plan), 0.0);
-            let result = match backend.lock() {
-                Ok(mut backend) => backend.compute(&batch, &mut out),
-                Err(_) => Err(BackendError::Failed {
-                    backend: "pipeline",
-                    reason: "the backend panicked".into(),
-                }),
-            };
-            times.add(Stage::Compute, compute_time(&result, started.elapsed()));
-            // A file computed whole gets its per-file scaling now (longer files at the end).
-            let started = Instant::now();
-            if result.is_ok() && !cx.file_scale.is_identity() {
-                let per_long = cx.plan.long_output_len();
-                let mut rest = out.as_mut_slice();
-                for (p, whole) in placed.iter().zip(&whole) {
-                    let (part, tail) = std::mem::take(&mut rest).split_at_mut(p.n_long * per_long);
-                    rest = tail;
-                    if *whole {
-                        cx.file_scale.apply(part);
-                    }
-                }
-            }
-            times.add(Stage::Scale, started.elapsed());
-            let result = result.map(|steps| (Arc::new(out), steps));
-            let _ = tx.send(Event::Computed { placed, result, batch, times });
+            let _ = tx.send(drive(cx, device, Some((Job { batch, out }, info))));
         });
     }
 
@@ -534,9 +545,11 @@ where
                     Err(e) => self.fail(file, e),
                 }
             }
+            Event::Submitted => self.computing = false,
             Event::Computed { placed, result, batch, times } => {
                 self.computing = false;
-                self.spare_batch = Some(batch);
+                self.in_backend -= 1;
+                self.spare_batches.push(batch);
                 self.report.stages.merge(&times);
                 match result {
                     Ok((data, steps)) => {
@@ -726,4 +739,40 @@ fn lookup(
             Ok(Err(None))
         }
     }
+}
+
+/// Gives the backend a batch (or, with none, asks for the one it holds) and turns the batch it
+/// gives back, if any, into an event: its per-file scaling done for the files computed whole.
+fn drive(cx: &Context<'_>, device: &Mutex<Device<'_>>, job: Option<(Job, BatchInfo)>) -> Event {
+    let started = Instant::now();
+    // A backend that panicked has already failed the run (the scope passes the panic on).
+    let mut device = device.lock().unwrap_or_else(PoisonError::into_inner);
+    let done: Option<Done> = match job {
+        Some((job, info)) => {
+            device.waiting.push_back(info);
+            device.backend.submit(job)
+        }
+        None => device.backend.flush(),
+    };
+    let Some((job, result)) = done else { return Event::Submitted };
+    let Some(info) = device.waiting.pop_front() else { return Event::Submitted };
+    drop(device);
+    let BatchInfo { placed, whole, mut times } = info;
+    times.add(Stage::Compute, compute_time(&result, started.elapsed()));
+    let Job { batch, mut out } = job;
+    let started = Instant::now();
+    if result.is_ok() && !cx.file_scale.is_identity() {
+        let per_long = cx.plan.long_output_len();
+        let mut rest = out.as_mut_slice();
+        for (p, whole) in placed.iter().zip(&whole) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(p.n_long * per_long);
+            rest = tail;
+            if *whole {
+                cx.file_scale.apply(part);
+            }
+        }
+    }
+    times.add(Stage::Scale, started.elapsed());
+    let result = result.map(|steps| (Arc::new(out), steps));
+    Event::Computed { placed, result, batch, times }
 }
