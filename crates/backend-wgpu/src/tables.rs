@@ -1,13 +1,11 @@
-//! What the shaders read besides the signal, built once per configuration: the framing table
-//! (librosa's centring and reflect padding, from the plan), the window, the twiddle factors (in
-//! f64, rounded once), the sparse mel filterbank, the scaling constants, and the shader source
-//! with its sizes filled in.
+//! What the shaders read besides the signal, built once per configuration: core's device
+//! tables (framing, window, sparse mel filterbank, scaling) rounded to f32 (hi/lo pairs where
+//! the double-float kernels need them), the twiddle factors, and the shader source with its
+//! sizes filled in.
 
 use melkit_core::config::Config;
-use melkit_core::mel::MelFilterbank;
+use melkit_core::device::DeviceTables;
 use melkit_core::plan::SegmentPlan;
-use melkit_core::scale::ElementScale;
-use melkit_core::window::window;
 
 /// The shared part of every kernel: bindings, framing, power, mel, scale.
 pub const COMMON: &str = include_str!("shaders/common.wgsl");
@@ -93,53 +91,27 @@ pub struct Tables {
 impl Tables {
     /// The tables for a validated configuration and its plan.
     pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
+        let t = DeviceTables::new(config, plan);
         let n = plan.n_fft;
-        let mut frame_index = Vec::with_capacity(plan.n_frames * n);
-        for t in 0..plan.n_frames {
-            for i in 0..n {
-                frame_index.push(plan.frame_source(t, i).map_or(-1, |j| j as i32));
-            }
-        }
-        let win = window(config.window, config.win_length.unwrap_or(n), n);
         let mut twiddles = Vec::with_capacity(4 * n);
         for k in 0..n {
             let angle = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
             let ((re, re_lo), (im, im_lo)) = (hi_lo(angle.cos()), hi_lo(angle.sin()));
             twiddles.extend_from_slice(&[re, im, re_lo, im_lo]);
         }
-        let bank = MelFilterbank::from_config(config);
-        let (mut mel_spans, mut mel_weights) = (Vec::new(), Vec::new());
-        for m in 0..bank.n_mels() {
-            let (lo, hi) = bank.span(m);
-            mel_spans.extend_from_slice(&[
-                lo as u32,
-                (hi - lo) as u32,
-                mel_weights.len() as u32,
-                0,
-            ]);
-            mel_weights.extend(bank.row(m)[lo..hi].iter().map(|&w| w as f32));
-        }
-        let power_mode = if config.power == 2.0 {
-            0
-        } else if config.power == 1.0 {
-            1
-        } else {
-            2
-        };
-        let scale = ElementScale::from_config(config);
-        let (db, db_params) = match scale.db_params() {
+        let (db, db_params) = match t.db {
             Some((factor, floor, offset)) => (true, (factor as f32, floor as f32, offset as f32)),
             None => (false, (0.0, 0.0, 0.0)),
         };
         Tables {
-            frame_index,
-            window: win.iter().flat_map(|&w| <[f32; 2]>::from(hi_lo(w))).collect(),
+            frame_index: t.frame_index,
+            window: t.window.iter().flat_map(|&w| <[f32; 2]>::from(hi_lo(w))).collect(),
             twiddles,
-            mel_spans,
-            mel_weights,
-            power_mode,
+            mel_spans: t.mel_spans.iter().flat_map(|&[lo, count, at]| [lo, count, at, 0]).collect(),
+            mel_weights: t.mel_weights.iter().map(|&w| w as f32).collect(),
+            power_mode: t.power_mode as u32,
             db,
-            power: config.power as f32,
+            power: t.power as f32,
             db_params,
         }
     }
@@ -172,17 +144,5 @@ mod tests {
             .validate(&module)
             .unwrap_or_else(|e| panic!("n_fft {n_fft}: {}", e.emit_to_string(&source)));
         }
-    }
-
-    #[test]
-    fn the_default_framing_table_centres_frames_in_zeros() {
-        let config = Config::default();
-        let plan = SegmentPlan::new(&config).unwrap();
-        let tables = Tables::new(&config, &plan);
-        assert_eq!(tables.frame_index.len(), 17 * 256);
-        assert_eq!(tables.frame_index[0], -1); // frame 0 starts 128 samples before the segment
-        assert_eq!(tables.frame_index[128], 0);
-        assert_eq!(tables.frame_index[256 + 96], 0); // frame 1 starts at -96
-        assert_eq!(tables.mel_spans.len(), 64 * 4);
     }
 }

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod compare;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod mel;
 pub mod plan;
