@@ -28,8 +28,7 @@ fn without_a_device_the_backend_reports_no_cuda_device() {
 
 #[test]
 fn an_invalid_configuration_is_refused_before_looking_for_a_device() {
-    let mut config = Config::default();
-    config.n_mels = 0;
+    let config = Config { n_mels: 0, ..Config::default() };
     let e = CudaBackend::new(&config).err().unwrap();
     assert!(matches!(e, BackendError::Config(_)), "{e}");
 }
