@@ -13,6 +13,7 @@
 mod bench;
 mod examples;
 mod fuzz;
+mod nvrtc;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -22,10 +23,11 @@ use anyhow::{Context, Result, bail};
 
 /// What building melkit with HDF5 needs.
 const BUILD_PACKAGES: &[&str] = &["pkg-config", "libhdf5-dev"];
-/// What the tests need besides: h5py and numpy to read outputs back as users do.
-/// and lavapipe (Mesa's Vulkan on the CPU) for the wgpu backend's tests.
+/// What the tests need besides: h5py and numpy to read outputs back as users do, lavapipe
+/// (Mesa's Vulkan on the CPU) for the wgpu backend's tests, g++ to run the CUDA kernels on the
+/// CPU, and pip to fetch NVRTC (to compile them as the CUDA backend does).
 const TEST_PACKAGES: &[&str] =
-    &["python3-h5py", "python3-numpy", "mesa-vulkan-drivers", "libvulkan1"];
+    &["python3-h5py", "python3-numpy", "mesa-vulkan-drivers", "libvulkan1", "g++", "python3-pip"];
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -36,6 +38,7 @@ fn main() -> Result<()> {
     match command.as_str() {
         "test" => {
             packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
+            nvrtc::provide(&root);
             cargo(&[&["test", "--workspace"][..], &strs(&rest)].concat())
         }
         "example" => {
@@ -46,7 +49,11 @@ fn main() -> Result<()> {
             packages::ensure(&[BUILD_PACKAGES, &["time"]].concat())?;
             bench::run(&root, &rest)
         }
-        "deps" => packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat()),
+        "deps" => {
+            packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
+            nvrtc::provide(&root);
+            Ok(())
+        }
         "gen-examples" => examples::generate(&root.join("examples/audio")),
         "fuzz" => fuzz::run(&root, &rest),
         other => {

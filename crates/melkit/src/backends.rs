@@ -52,6 +52,12 @@ impl BackendKind {
         if cfg!(feature = "cpu") {
             kinds.push(BackendKind::Cpu);
         }
+        if cfg!(feature = "wgpu") {
+            kinds.push(BackendKind::Wgpu);
+        }
+        if cfg!(feature = "cuda") {
+            kinds.push(BackendKind::Cuda);
+        }
         kinds
     }
 }
@@ -62,14 +68,15 @@ impl fmt::Display for BackendKind {
     }
 }
 
+#[cfg_attr(all(feature = "cpu", feature = "wgpu", feature = "cuda"), allow(dead_code))]
 fn not_compiled(backend: &'static str) -> BackendError {
     BackendError::Unavailable { backend, reason: "not compiled into this build of melkit".into() }
 }
 
 /// Builds the backend `kind` for a configuration. `auto` takes the fastest one compiled in
-/// and able to start: wgpu on a discrete or integrated GPU (not on a CPU adapter such as
-/// lavapipe, where the CPU backend is faster), else the CPU backend; a GPU backend that fails
-/// to start falls back to the CPU backend with a logged warning.
+/// and able to start: CUDA where there is a CUDA device, else wgpu on a discrete or integrated
+/// GPU (not on a CPU adapter such as lavapipe, where the CPU backend is faster), else the CPU
+/// backend; a GPU backend that fails to start falls back to the next with a logged warning.
 ///
 /// # Errors
 /// The configuration is invalid, or the backend asked for is unavailable here.
@@ -81,8 +88,15 @@ pub fn create_backend(
         BackendKind::Reference => Ok(Box::new(ReferenceBackend::new(config)?)),
         BackendKind::Cpu => cpu(config),
         BackendKind::Wgpu => wgpu(config),
-        BackendKind::Cuda => Err(not_compiled("cuda")),
+        BackendKind::Cuda => cuda(config),
         BackendKind::Auto => {
+            if cuda_device_present() {
+                match cuda(config) {
+                    Ok(backend) => return Ok(backend),
+                    Err(e @ BackendError::Config(_)) => return Err(e),
+                    Err(e) => tracing::warn!("{e}; trying the next backend"),
+                }
+            }
             match wgpu_on_gpu(config) {
                 Ok(Some(backend)) => return Ok(backend),
                 Ok(None) => {}
@@ -108,6 +122,30 @@ fn cpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
         let _ = config;
         Err(not_compiled("cpu"))
     }
+}
+
+fn cuda(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    #[cfg(feature = "cuda")]
+    return Ok(Box::new(melkit_backend_cuda::CudaBackend::new(config)?));
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = config;
+        Err(not_compiled("cuda"))
+    }
+}
+
+/// Whether the CUDA driver is there and sees a device (no device node, no probe on Linux).
+fn cuda_device_present() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        let nodes = !cfg!(target_os = "linux")
+            || std::fs::read_dir("/dev").is_ok_and(|entries| {
+                entries.filter_map(Result::ok).any(|e| e.file_name() == "nvidiactl")
+            });
+        nodes && melkit_backend_cuda::driver_present() && !melkit_backend_cuda::devices().is_empty()
+    }
+    #[cfg(not(feature = "cuda"))]
+    false
 }
 
 fn wgpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {

@@ -69,17 +69,28 @@ impl SystemInfo {
     }
 }
 
-/// The adapters wgpu sees: name, type, backend, driver.
+/// The CUDA devices (name, memory, compute capability, driver) and the adapters wgpu sees
+/// (name, type, backend, driver).
 fn gpu_devices() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut devices = Vec::new();
+    #[cfg(feature = "cuda")]
+    devices.extend(melkit_backend_cuda::devices().into_iter().map(|d| {
+        format!(
+            "cuda {}: {} ({:.1} GiB, compute capability {}.{}, CUDA driver {})",
+            d.ordinal,
+            d.name,
+            d.memory as f64 / f64::from(1u32 << 30),
+            d.compute_capability.0,
+            d.compute_capability.1,
+            d.driver_version
+        )
+    }));
     #[cfg(feature = "wgpu")]
-    return melkit_backend_wgpu::adapters()
-        .into_iter()
-        .map(|a| {
-            format!("wgpu: {} ({}, {}, driver {})", a.name, a.device_type, a.backend, a.driver)
-        })
-        .collect();
-    #[cfg(not(feature = "wgpu"))]
-    Vec::new()
+    devices.extend(melkit_backend_wgpu::adapters().into_iter().map(|a| {
+        format!("wgpu: {} ({}, {}, driver {})", a.name, a.device_type, a.backend, a.driver)
+    }));
+    devices
 }
 
 fn cpu_features() -> Vec<&'static str> {
@@ -113,8 +124,8 @@ impl fmt::Display for SystemInfo {
         }
         writeln!(f, "  auto picks {}", self.auto)?;
         if self.devices.is_empty() {
-            let why = if cfg!(feature = "wgpu") {
-                "no GPU adapter"
+            let why = if cfg!(any(feature = "wgpu", feature = "cuda")) {
+                "no CUDA device, no GPU adapter"
             } else {
                 "no GPU backend compiled in"
             };

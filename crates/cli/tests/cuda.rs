@@ -1,0 +1,74 @@
+//! `--backend cuda` from the command line: a clear "no CUDA device" error where there is none
+//! (CI), `auto` then choosing another backend, and `melkit info` listing CUDA's state. On a
+//! machine with a CUDA device, every golden case through the CLI within the GPU tolerance.
+
+mod common;
+
+use std::fs::File;
+use std::process::Command;
+
+use common::*;
+use ndarray::Array4;
+use ndarray_npy::ReadNpyExt;
+
+fn cuda_present() -> bool {
+    let info = text(&melkit(&["info"]).stdout);
+    let line = info.lines().find(|l| l.trim_start().starts_with("cuda ")).unwrap_or_default();
+    line.ends_with("ready")
+}
+
+#[test]
+fn without_a_device_cuda_is_a_clear_error_and_auto_goes_on() {
+    if cuda_present() {
+        eprintln!("skipping: this machine has a CUDA device");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = golden_dir().join("tiny_4096_pcm16_full.wav");
+    let out = dir.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+        .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cuda"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stdout));
+    let stderr = text(&run.stderr);
+    assert!(stderr.contains("error: backend cuda is unavailable: no CUDA device: "), "{stderr}");
+    assert!(!out.exists());
+    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+        .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--format", "npy"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let info = text(&melkit(&["info"]).stdout);
+    assert!(info.contains("  cuda       unavailable: no CUDA device: "), "{info}");
+}
+
+#[test]
+fn every_golden_case_through_the_cli_on_cuda() {
+    if !cuda_present() {
+        let required = ["MELKIT_REQUIRE_GPU", "MELKIT_REQUIRE_CUDA"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|v| v == "1"));
+        assert!(!required, "a CUDA device is required but none is ready");
+        eprintln!("skipping: no CUDA device");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    for name in golden_names() {
+        let input = golden_dir().join(format!("{name}.wav"));
+        let (want, shape, tolerance) = golden(&name);
+        let dir = out.path().join(&name);
+        let mut args: Vec<String> = ["run", input.to_str().unwrap(), "-o", dir.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--backend", "cuda", "--format", "npy"].map(String::from));
+        args.extend(golden_flags(&name));
+        let run = melkit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(run.status.success(), "{name}: {}", text(&run.stderr));
+        assert!(text(&run.stdout).contains("on backend cuda"), "{}", text(&run.stdout));
+        let a =
+            Array4::<f32>::read_npy(File::open(dir.join(format!("{name}.npy"))).unwrap()).unwrap();
+        assert_eq!(a.shape(), &shape[..], "{name}");
+        assert_close_within(&name, a.as_slice().unwrap(), &want, &tolerance, 1e-4);
+    }
+}
