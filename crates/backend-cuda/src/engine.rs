@@ -3,7 +3,7 @@
 //! batch is uploaded and computed while the other is read back.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cudarc::cufft::{CudaFft, result::CufftError, sys as fft};
 use cudarc::driver::{
@@ -121,13 +121,8 @@ struct Slot<R: Real> {
     in_flight: Option<usize>,
 }
 
-/// Host time spent on one batch: enqueueing, waiting for the device, copying results out.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Times {
-    pub upload: Duration,
-    pub kernel: Duration,
-    pub download: Duration,
-}
+/// Host time spent on one batch, per step.
+pub(crate) use melkit_core::backend::DeviceTimes as Times;
 
 /// One device.
 pub(crate) struct Engine<R: Real> {

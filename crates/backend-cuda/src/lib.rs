@@ -289,14 +289,3 @@ impl Backend for CudaBackend {
         Some((job, result))
     }
 }
-
-impl Times {
-    /// The times as the backend reports them.
-    fn steps(&self) -> StepTimings {
-        let mut steps = StepTimings::default();
-        steps.add("upload", self.upload);
-        steps.add("kernel", self.kernel);
-        steps.add("download", self.download);
-        steps
-    }
-}

@@ -3,9 +3,8 @@
 //! batch to batch, so one chunk's readback overlaps the next chunk's compute.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use melkit_core::backend::StepTimings;
 use wgpu::BufferUsages as U;
 
 use crate::tables::{Tables, Transform, shader_source};
@@ -104,27 +103,8 @@ pub struct Gpu {
     errors: Pending,
 }
 
-/// Step times of one compute call.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Times {
-    /// Writing the batch into device buffers.
-    pub upload: Duration,
-    /// Waiting for the kernel and the copy to the readback buffer.
-    pub kernel: Duration,
-    /// Copying results out of the mapped readback buffer.
-    pub download: Duration,
-}
-
-impl Times {
-    /// The times as the backend reports them.
-    pub fn steps(&self) -> StepTimings {
-        let mut steps = StepTimings::default();
-        steps.add("upload", self.upload);
-        steps.add("kernel", self.kernel);
-        steps.add("download", self.download);
-        steps
-    }
-}
+/// Host time spent on a chunk, per step.
+pub use melkit_core::backend::DeviceTimes as Times;
 
 /// Why the device could not be used.
 pub type GpuError = String;

@@ -171,6 +171,29 @@ pub struct Job {
 /// A job given back by [`Backend::submit`] or [`Backend::flush`]: its output filled, or why not.
 pub type Done = (Job, Result<StepTimings, BackendError>);
 
+/// Host time a device backend spent on a batch, in the steps it reports: enqueueing the upload
+/// and kernels, waiting for the device, copying the results out.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DeviceTimes {
+    /// Writing the batch to the device and starting its kernels.
+    pub upload: Duration,
+    /// Waiting for the kernels and the copy back.
+    pub kernel: Duration,
+    /// Copying results out of the readback buffer.
+    pub download: Duration,
+}
+
+impl DeviceTimes {
+    /// The times as a backend reports them (`upload`, `kernel`, `download`).
+    pub fn steps(&self) -> StepTimings {
+        let mut steps = StepTimings::default();
+        steps.add("upload", self.upload);
+        steps.add("kernel", self.kernel);
+        steps.add("download", self.download);
+        steps
+    }
+}
+
 /// A way of computing mel tensors.
 ///
 /// A backend is built for one configuration, preparing once everything that depends only on it

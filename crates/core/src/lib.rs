@@ -15,7 +15,7 @@ pub mod scale;
 pub mod testing;
 pub mod window;
 
-pub use backend::{Backend, BatchItem, Done, Job, SignalBatch, StepTimings};
+pub use backend::{Backend, BatchItem, DeviceTimes, Done, Job, SignalBatch, StepTimings};
 pub use config::Config;
 pub use error::{BackendError, ConfigError};
 pub use plan::SegmentPlan;
