@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::fs::File;
 use std::process::Command;
 
 use common::*;
-use ndarray::Array4;
-use ndarray_npy::ReadNpyExt;
 
 /// What `melkit info` says of the adapters: `None` when wgpu has none, else whether one of
 /// them is a real GPU.
@@ -41,24 +38,7 @@ fn golden_cases_through_the_wgpu_backend() {
     if skip_without_adapter() {
         return;
     }
-    let out = tempfile::tempdir().unwrap();
-    for name in golden_names() {
-        let input = golden_dir().join(format!("{name}.wav"));
-        let (want, shape, tolerance) = golden(&name);
-        let dir = out.path().join(&name);
-        let mut args: Vec<String> = ["run", input.to_str().unwrap(), "-o", dir.to_str().unwrap()]
-            .map(String::from)
-            .to_vec();
-        args.extend(["--backend", "wgpu", "--format", "npy"].map(String::from));
-        args.extend(golden_flags(&name));
-        let run = melkit(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(run.status.success(), "{name}: {}", text(&run.stderr));
-        assert!(text(&run.stdout).contains("on backend wgpu"), "{}", text(&run.stdout));
-        let a =
-            Array4::<f32>::read_npy(File::open(dir.join(format!("{name}.npy"))).unwrap()).unwrap();
-        assert_eq!(a.shape(), &shape[..], "{name}");
-        assert_close_within(&name, a.as_slice().unwrap(), &want, &tolerance, 1e-4);
-    }
+    golden_cases_on("wgpu");
 }
 
 #[test]

@@ -145,3 +145,27 @@ pub fn golden_names() -> Vec<String> {
     assert!(names.len() >= 6);
     names
 }
+
+/// Runs every golden case through `melkit run --backend BACKEND --format npy` and checks each
+/// output against librosa's within the GPU tolerance (1e-4 of the max for `exact` cases).
+pub fn golden_cases_on(backend: &str) {
+    let out = tempfile::tempdir().unwrap();
+    for name in golden_names() {
+        let input = golden_dir().join(format!("{name}.wav"));
+        let (want, shape, tolerance) = golden(&name);
+        let dir = out.path().join(&name);
+        let mut args: Vec<String> = ["run", input.to_str().unwrap(), "-o", dir.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--backend", backend, "--format", "npy"].map(String::from));
+        args.extend(golden_flags(&name));
+        let run = melkit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(run.status.success(), "{name}: {}", text(&run.stderr));
+        let on = format!("on backend {backend}");
+        assert!(text(&run.stdout).contains(&on), "{}", text(&run.stdout));
+        let file = std::fs::File::open(dir.join(format!("{name}.npy"))).unwrap();
+        let a = <ndarray::Array4<f32> as ndarray_npy::ReadNpyExt>::read_npy(file).unwrap();
+        assert_eq!(a.shape(), &shape[..], "{name}");
+        assert_close_within(&name, a.as_slice().unwrap(), &want, &tolerance, 1e-4);
+    }
+}
