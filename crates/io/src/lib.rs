@@ -11,6 +11,7 @@ pub mod h5;
 mod mp4;
 pub mod npy;
 pub mod output;
+pub mod read;
 pub mod resample;
 pub mod writer;
 

@@ -1,7 +1,7 @@
 //! The NPY format (readable by `numpy.load`): headers, and the values in the element type asked
 //! for, written as they come so that a long tensor never has to be held whole.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use half::f16;
 
@@ -68,6 +68,82 @@ pub fn write_values<W: Write>(
     Ok(())
 }
 
+/// What an NPY header says: the element type and the shape of a C-ordered array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpyHeader {
+    /// The element type, as NumPy spells it (`<f4`, `<f2`, ...).
+    pub descr: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+}
+
+/// Reads an NPY header (versions 1 to 3), leaving `reader` at the first value; `None` when it
+/// is not an NPY file of a C-ordered array.
+///
+/// # Errors
+/// The reader fails or ends early.
+pub fn read_header<R: Read>(reader: &mut R) -> std::io::Result<Option<NpyHeader>> {
+    let mut magic = [0u8; 10];
+    reader.read_exact(&mut magic)?;
+    if &magic[..6] != b"\x93NUMPY" {
+        return Ok(None);
+    }
+    let len = match magic[6] {
+        1 => usize::from(u16::from_le_bytes([magic[8], magic[9]])),
+        _ => {
+            let mut more = [0u8; 2];
+            reader.read_exact(&mut more)?;
+            u32::from_le_bytes([magic[8], magic[9], more[0], more[1]]) as usize
+        }
+    };
+    let mut header = vec![0u8; len.min(1 << 16)];
+    reader.read_exact(&mut header)?;
+    let header = String::from_utf8_lossy(&header);
+    if header.contains("'fortran_order': True") {
+        return Ok(None);
+    }
+    let field = |name: &str, open: char, close: char| {
+        let rest = header.split(&format!("'{name}': {open}")).nth(1)?;
+        rest.split(close).next().map(str::to_string)
+    };
+    let (Some(descr), Some(dims)) = (field("descr", '\'', '\''), field("shape", '(', ')')) else {
+        return Ok(None);
+    };
+    let shape = dims.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+    Ok(Some(NpyHeader { descr, shape }))
+}
+
+/// Reads `n` little-endian values of type `descr` (`<f4` or `<f2`) as f32 into `out` (resized);
+/// `false` for another type.
+///
+/// # Errors
+/// The reader fails or ends early.
+pub fn read_values<R: Read>(
+    reader: &mut R,
+    descr: &str,
+    n: usize,
+    out: &mut Vec<f32>,
+) -> std::io::Result<bool> {
+    out.resize(n, 0.0);
+    match descr {
+        "<f4" => {
+            reader.read_exact(bytemuck::cast_slice_mut(out.as_mut_slice()))?;
+            if cfg!(target_endian = "big") {
+                out.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
+            }
+        }
+        "<f2" => {
+            let mut raw = vec![0u8; 2 * n];
+            reader.read_exact(&mut raw)?;
+            for (v, b) in out.iter_mut().zip(raw.chunks_exact(2)) {
+                *v = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// A 0-d NPY array of dtype `<U{n}` holding `text` (what `numpy.save(f, numpy.array(text))`
 /// writes).
 pub fn unicode_scalar_npy(text: &str) -> Vec<u8> {
@@ -100,6 +176,22 @@ mod tests {
             assert!(text.contains(&format!("'shape': {dims}")), "{text}");
             assert!(text.ends_with('\n'));
         }
+    }
+
+    #[test]
+    fn headers_and_values_read_back() {
+        for (dtype, descr) in [(Dtype::F32, "<f4"), (Dtype::F16, "<f2")] {
+            let mut file = npy_header(descr, &[2, 3]);
+            write_values(&mut file, &[1.0, -2.5, 3.0, 0.5, 0.0, 8.0], dtype, &mut Vec::new())
+                .unwrap();
+            let mut reader = file.as_slice();
+            let header = read_header(&mut reader).unwrap().unwrap();
+            assert_eq!(header, NpyHeader { descr: descr.into(), shape: vec![2, 3] });
+            let mut values = Vec::new();
+            assert!(read_values(&mut reader, &header.descr, 6, &mut values).unwrap());
+            assert_eq!(values, [1.0, -2.5, 3.0, 0.5, 0.0, 8.0]);
+        }
+        assert_eq!(read_header(&mut &b"not an npy file"[..]).unwrap(), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! computing. Entries are written atomically beside their final name, like outputs.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use melkit_io::WriteError;
@@ -61,32 +61,11 @@ impl CachedTensor {
     pub fn open(path: &Path) -> Result<Self, WriteError> {
         let bad = || WriteError::Npy(format!("{} is not a melkit cache entry", path.display()));
         let mut reader = BufReader::new(File::open(path)?);
-        let mut magic = [0u8; 10];
-        reader.read_exact(&mut magic)?;
-        if &magic[..6] != b"\x93NUMPY" {
+        let header = melkit_io::npy::read_header(&mut reader)?.ok_or_else(bad)?;
+        if header.descr != "<f4" {
             return Err(bad());
         }
-        let len = match magic[6] {
-            1 => usize::from(u16::from_le_bytes([magic[8], magic[9]])),
-            _ => {
-                let mut more = [0u8; 2];
-                reader.read_exact(&mut more)?;
-                u32::from_le_bytes([magic[8], magic[9], more[0], more[1]]) as usize
-            }
-        };
-        let mut header = vec![0u8; len.min(1 << 16)];
-        reader.read_exact(&mut header)?;
-        let header = String::from_utf8_lossy(&header);
-        if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
-            return Err(bad());
-        }
-        let dims: Vec<usize> = header
-            .split("'shape': (")
-            .nth(1)
-            .and_then(|rest| rest.split(')').next())
-            .map(|s| s.split(',').filter_map(|d| d.trim().parse().ok()).collect())
-            .unwrap_or_default();
-        let shape: [usize; 4] = dims.try_into().map_err(|_| bad())?;
+        let shape: [usize; 4] = header.shape.try_into().map_err(|_| bad())?;
         Ok(CachedTensor { shape, reader })
     }
 
@@ -95,8 +74,8 @@ impl CachedTensor {
     /// # Errors
     /// The entry ends early or cannot be read.
     pub fn read_longs(&mut self, n_long: usize, values: &mut Vec<f32>) -> Result<(), WriteError> {
-        values.resize(n_long * self.shape[1] * self.shape[2] * self.shape[3], 0.0);
-        self.reader.read_exact(bytemuck::cast_slice_mut(values.as_mut_slice()))?;
+        let n = n_long * self.shape[1] * self.shape[2] * self.shape[3];
+        melkit_io::npy::read_values(&mut self.reader, "<f4", n, values)?;
         Ok(())
     }
 }

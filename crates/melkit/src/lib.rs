@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod pipeline;
 pub mod report;
 pub mod tensor;
+pub mod verify;
 
 pub use backends::{BackendKind, create_backend};
 pub use error::{Error, FileError};

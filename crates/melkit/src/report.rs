@@ -127,6 +127,13 @@ pub struct RunReport {
     pub stages: StageTimes,
     /// The backend's own steps.
     pub backend_steps: StepTimings,
+    /// Wall time of the backend's calls, which run one at a time: the time the compute lane
+    /// was busy (its thread-time is in `stages`).
+    pub compute_wall: Duration,
+    /// Whether the backend computes on a device of its own (a GPU) rather than on the workers.
+    pub on_device: bool,
+    /// Whether outputs were written by a thread of their own (HDF5) rather than by the workers.
+    pub dedicated_writer: bool,
     /// With `dtype = "f16"`: the largest relative rounding error of any file.
     pub f16_error: Option<f64>,
 }
@@ -198,6 +205,9 @@ impl RunReport {
             "throughput": { "files_per_s": self.files_per_second(), "segments_per_s": self.segments_per_second() },
             "stage_seconds": stages,
             "backend_steps": steps,
+            "compute_wall": self.compute_wall.as_secs_f64(),
+            "on_device": self.on_device,
+            "dedicated_writer": self.dedicated_writer,
             "f16_max_rel_error": self.f16_error,
         })
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use melkit_core::scale::FileScale;
 use melkit_core::{
@@ -91,6 +91,7 @@ impl Pipeline {
         let mut report = RunReport {
             backend: self.backend.name().to_string(),
             workers: self.workers,
+            on_device: self.backend.on_device(),
             skipped,
             ..RunReport::default()
         };
@@ -158,6 +159,7 @@ impl Pipeline {
                 );
                 run.writer = Some(jobs);
                 run.write_slots = 4;
+                run.report.dedicated_writer = true;
             }
             self.pool.in_place_scope(|scope| run.run(scope));
             run.writer = None;
@@ -218,9 +220,13 @@ enum Event {
         result: Result<Opened, FileError>,
         times: StageTimes,
     },
-    /// The backend took a batch and gave none back yet.
-    Submitted,
+    /// The backend took a batch and gave none back yet (after `wall` of the call).
+    Submitted {
+        wall: Duration,
+    },
     Computed {
+        /// The wall time of the backend call.
+        wall: Duration,
         placed: Vec<Placed>,
         result: Result<(Arc<Vec<f32>>, StepTimings), BackendError>,
         batch: SignalBatch,
@@ -545,9 +551,13 @@ where
                     Err(e) => self.fail(file, e),
                 }
             }
-            Event::Submitted => self.computing = false,
-            Event::Computed { placed, result, batch, times } => {
+            Event::Submitted { wall } => {
                 self.computing = false;
+                self.report.compute_wall += wall;
+            }
+            Event::Computed { wall, placed, result, batch, times } => {
+                self.computing = false;
+                self.report.compute_wall += wall;
                 self.in_backend -= 1;
                 self.spare_batches.push(batch);
                 self.report.stages.merge(&times);
@@ -754,11 +764,12 @@ fn drive(cx: &Context<'_>, device: &Mutex<Device<'_>>, job: Option<(Job, BatchIn
         }
         None => device.backend.flush(),
     };
-    let Some((job, result)) = done else { return Event::Submitted };
-    let Some(info) = device.waiting.pop_front() else { return Event::Submitted };
+    let wall = started.elapsed();
+    let Some((job, result)) = done else { return Event::Submitted { wall } };
+    let Some(info) = device.waiting.pop_front() else { return Event::Submitted { wall } };
     drop(device);
     let BatchInfo { placed, whole, mut times } = info;
-    times.add(Stage::Compute, compute_time(&result, started.elapsed()));
+    times.add(Stage::Compute, compute_time(&result, wall));
     let Job { batch, mut out } = job;
     let started = Instant::now();
     if result.is_ok() && !cx.file_scale.is_identity() {
@@ -774,5 +785,5 @@ fn drive(cx: &Context<'_>, device: &Mutex<Device<'_>>, job: Option<(Job, BatchIn
     }
     times.add(Stage::Scale, started.elapsed());
     let result = result.map(|steps| (Arc::new(out), steps));
-    Event::Computed { placed, result, batch, times }
+    Event::Computed { wall, placed, result, batch, times }
 }
