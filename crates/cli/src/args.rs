@@ -23,6 +23,149 @@ pub enum Commands {
     Run(Box<RunArgs>),
     /// Show the backends compiled in, the devices seen, the CPU's features and the formats.
     Info,
+    /// Run the pipeline and report each stage's time, the bottleneck and what removing each
+    /// stage would gain, the compute stage against this machine's peaks, and regressions
+    /// against a saved baseline.
+    Profile(Box<ProfileArgs>),
+    /// Compute the inputs on a backend and on the reference backend and compare them file by
+    /// file against SPEC §2's tolerance (exit code 1 when any file fails).
+    Validate(Box<ValidateArgs>),
+    /// Time backends, worker counts, batch sizes and compressions on a sample of the inputs and
+    /// save the fastest settings, which `melkit run` then uses on this machine.
+    Tune(Box<TuneArgs>),
+    /// Render a tensor written by melkit (.h5, .npy, .npz) as a PNG image.
+    Show(ShowArgs),
+}
+
+/// The inputs and configuration every computing subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Audio files, or folders searched recursively for audio.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// A TOML file of configuration keys (flags given here override it).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+
+    /// Configuration keys (see SPEC §1).
+    #[command(flatten)]
+    pub keys: ConfigFlags,
+}
+
+/// `melkit profile`.
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Compute backend.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
+    /// Output format written (and timed).
+    #[arg(long, default_value = "h5", value_parser = parse_format)]
+    pub format: OutputFormat,
+
+    /// Compression of HDF5 and NPZ outputs.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
+
+    /// Keep the outputs in this folder (by default they go to a temporary folder, removed after).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+
+    /// Also write everything measured as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub json: Option<PathBuf>,
+
+    /// Draw the stage breakdown to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// Compare with this baseline and exit with 1 when a stage is slower.
+    #[arg(long, value_name = "FILE.json")]
+    pub baseline: Option<PathBuf>,
+
+    /// Save these runs as a baseline for later `--baseline` checks.
+    #[arg(long, value_name = "FILE.json")]
+    pub save_baseline: Option<PathBuf>,
+
+    /// Runs of the inputs; the median is reported [default: 1, or 3 with a baseline option].
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<usize>,
+
+    /// How much slower than the baseline's median a stage may be before it is flagged.
+    #[arg(long, default_value = "0.10", value_name = "FRACTION")]
+    pub threshold: f64,
+
+    /// Skip the FFT and memory-bandwidth probes (no roofline).
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
+/// The precision `validate` checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckPrecision {
+    /// The backend's output as computed.
+    F32,
+    /// Also what rounding it to f16 saves and costs.
+    F16,
+}
+
+/// `melkit validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The backend checked against the reference backend.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
+    /// With f16, also report the output-size saving of f16 outputs and the error it costs.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: CheckPrecision,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub json: Option<PathBuf>,
+}
+
+/// `melkit tune`.
+#[derive(Debug, clap::Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The output format to tune for.
+    #[arg(long, default_value = "h5", value_parser = parse_format)]
+    pub format: OutputFormat,
+
+    /// Files of the sample, spread over the inputs.
+    #[arg(long, default_value = "16", value_name = "N")]
+    pub sample: usize,
+
+    /// Where to save the profile [default: $MELKIT_TUNE_PROFILE, else
+    /// $XDG_CONFIG_HOME/melkit/tune.json, else ~/.config/melkit/tune.json].
+    #[arg(long, value_name = "FILE.json")]
+    pub profile: Option<PathBuf>,
+}
+
+/// `melkit show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A tensor written by melkit: .h5, .npy or .npz.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The image to write [default: FILE with the extension .png].
+    #[arg(long, value_name = "OUT.png")]
+    pub png: Option<PathBuf>,
+
+    /// Long segments drawn at most (the first ones).
+    #[arg(long, default_value = "64", value_name = "N")]
+    pub max_long: usize,
 }
 
 /// `melkit run`.
@@ -40,13 +183,14 @@ pub struct RunArgs {
     #[arg(long, default_value = "h5", value_parser = parse_format)]
     pub format: OutputFormat,
 
-    /// Compute backend.
-    #[arg(long, default_value = "auto", value_parser = parse_backend)]
-    pub backend: BackendKind,
+    /// Compute backend [default: the tuned one, else auto].
+    #[arg(long, value_parser = parse_backend)]
+    pub backend: Option<BackendKind>,
 
-    /// Compression of HDF5 and NPZ outputs: none, deflate or deflate:LEVEL (1-9), lzf (HDF5).
-    #[arg(long, default_value = "none", value_parser = parse_compression)]
-    pub compression: Compression,
+    /// Compression of HDF5 and NPZ outputs: none, deflate or deflate:LEVEL (1-9), lzf (HDF5)
+    /// [default: the tuned one, else none].
+    #[arg(long, value_parser = parse_compression)]
+    pub compression: Option<Compression>,
 
     /// Flush every output to disk before it takes its final name (survives power cuts; slower).
     #[arg(long)]
@@ -74,9 +218,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
 
+    /// Recompute this fraction of the long segments on the reference backend and fail when
+    /// they differ beyond SPEC §2's tolerance: a canary for a broken driver or kernel.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_fraction)]
+    pub verify_fraction: Option<f64>,
+
+    /// What a failed check does: fail the run's remaining files, or recompute them on the CPU
+    /// backend (the reference backend when the CPU backend is the one checked).
+    #[arg(long, default_value = "fail", value_parser = ["fail", "fallback"], requires = "verify_fraction")]
+    pub on_mismatch: String,
+
+    /// Ignore the settings `melkit tune` saved for this machine.
+    #[arg(long)]
+    pub no_tune_profile: bool,
+
     /// Configuration keys (see SPEC §1).
     #[command(flatten)]
     pub keys: ConfigFlags,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err("must be a number in (0, 1]".into()),
+    }
 }
 
 fn parse_format(s: &str) -> Result<OutputFormat, String> {

@@ -3,24 +3,29 @@
 
 mod args;
 mod progress;
+mod tools;
+mod tuned;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::path::Path;
+
 use clap::Parser;
-use melkit::{Config, Error, OutputOptions, Pipeline};
+use melkit::{BackendKind, Config, Error, OutputOptions, Pipeline};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Commands, RunArgs};
+use crate::args::{Cli, Commands, ConfigFlags, RunArgs};
 
 /// Every file was written.
-const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// The run finished but some files failed (each is listed in the summary).
-const EXIT_FILES_FAILED: u8 = 1;
-/// Bad usage or configuration: nothing was done.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_FILES_FAILED: u8 = 1;
+/// Bad usage or configuration: nothing was done. (Exit code 1 also means a check failed:
+/// `validate` found a file out of tolerance, `profile --baseline` a regression.)
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// The run could not start (a backend that is unavailable, no threads, ...).
-const EXIT_FATAL: u8 = 3;
+pub(crate) const EXIT_FATAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,11 +36,18 @@ fn main() -> ExitCode {
             println!("{}", melkit::info::SystemInfo::collect());
             ExitCode::from(EXIT_OK)
         }
-        Commands::Run(args) => run(&args),
+        Commands::Run(args) => finish(try_run(&args)),
+        Commands::Profile(args) => finish(tools::profile(&args)),
+        Commands::Validate(args) => finish(tools::validate(&args)),
+        Commands::Tune(args) => finish(tools::tune(&args)),
+        Commands::Show(args) => {
+            init_logging(false, false, false);
+            finish(tools::show(&args))
+        }
     }
 }
 
-fn init_logging(quiet: bool, verbose: bool, debug: bool) {
+pub(crate) fn init_logging(quiet: bool, verbose: bool, debug: bool) {
     let default = match (quiet, verbose, debug) {
         (_, _, true) => "debug",
         (_, true, _) => "melkit=info,melkit_cli=info",
@@ -52,14 +64,14 @@ fn init_logging(quiet: bool, verbose: bool, debug: bool) {
 }
 
 /// An error and the exit code it deserves.
-struct Failure(u8, anyhow::Error);
+pub(crate) struct Failure(u8, anyhow::Error);
 
-fn usage(e: impl Into<anyhow::Error>) -> Failure {
+pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure(EXIT_USAGE, e.into())
 }
 
-fn run(args: &RunArgs) -> ExitCode {
-    match try_run(args) {
+fn finish(result: Result<u8, Failure>) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure(code, e)) => {
             eprintln!("error: {e:#}");
@@ -68,9 +80,10 @@ fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn configuration(args: &RunArgs) -> Result<Config, Failure> {
+/// The configuration: the defaults, the TOML file, then the flags.
+pub(crate) fn configuration(file: Option<&Path>, keys: &ConfigFlags) -> Result<Config, Failure> {
     let mut config = Config::default();
-    if let Some(path) = &args.config {
+    if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))
             .map_err(usage)?;
@@ -79,22 +92,59 @@ fn configuration(args: &RunArgs) -> Result<Config, Failure> {
             .with_context(|| format!("in {}", path.display()))
             .map_err(usage)?;
     }
-    args.keys.apply(&mut config).map_err(usage)?;
+    keys.apply(&mut config).map_err(usage)?;
     config.validate().map_err(usage)?;
     Ok(config)
 }
 
-fn try_run(args: &RunArgs) -> Result<u8, Failure> {
-    let config = configuration(args)?;
-    init_logging(args.quiet, config.verbose, config.debug);
-    let mut pipeline = Pipeline::new(config, args.backend).map_err(|e| match e {
+/// A pipeline on `backend`, with the exit code each failure deserves.
+pub(crate) fn pipeline(
+    config: Config,
+    backend: Box<dyn melkit::Backend>,
+) -> Result<Pipeline, Failure> {
+    Pipeline::with_backend(config, backend).map_err(fatal_unless_config)
+}
+
+/// Configuration errors are the user's (2); anything else stops the run (3).
+pub(crate) fn fatal_unless_config(e: Error) -> Failure {
+    match e {
         Error::Config(_) => usage(e),
         other => Failure(EXIT_FATAL, other.into()),
-    })?;
+    }
+}
+
+/// The backend `kind` for `config`.
+pub(crate) fn backend(
+    kind: BackendKind,
+    config: &Config,
+) -> Result<Box<dyn melkit::Backend>, Failure> {
+    melkit::create_backend(kind, config).map_err(|e| fatal_unless_config(Error::Backend(e)))
+}
+
+fn try_run(args: &RunArgs) -> Result<u8, Failure> {
+    let mut config = configuration(args.config.as_deref(), &args.keys)?;
+    init_logging(args.quiet, config.verbose, config.debug);
+    let tuned = if args.no_tune_profile { None } else { tuned::load() };
+    let (kind, compression, from_profile) =
+        tuned::apply(tuned.as_ref(), args, &mut config).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let mut fast = match backend(kind, &config) {
+        Err(Failure(_, e)) if from_profile => {
+            tracing::warn!("the tuned backend {kind} does not start: {e:#}; using auto");
+            backend(BackendKind::Auto, &config)?
+        }
+        other => other?,
+    };
+    let mut canary = None;
+    if let Some(fraction) = args.verify_fraction {
+        let (wrapped, stats) = tools::verified(fast, &config, fraction, &args.on_mismatch)?;
+        fast = wrapped;
+        canary = Some(stats);
+    }
+    let mut pipeline = pipeline(config, fast)?;
     tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
     let options = OutputOptions {
         format: args.format,
-        compression: args.compression,
+        compression,
         sync: args.fsync,
         resume: args.resume,
         cache: args.cache.clone(),
@@ -115,6 +165,9 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     }
     if !args.quiet {
         println!("{report}");
+        if let Some(stats) = &canary {
+            println!("{}", tools::canary_summary(stats));
+        }
     } else {
         for failure in &report.failures {
             eprintln!("failed: {failure}");

@@ -38,7 +38,7 @@ pub fn stage_chart(analysis: &Analysis, title: &str, path: &Path) -> Result<(), 
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc("seconds (stage: time on its lane; hatched: the run's time without it)")
+        .x_desc("seconds (stage: time on its lane; outlined: the run's time without it)")
         .y_label_formatter(&label)
         .y_labels(rows.len() + 1)
         .draw()

@@ -38,6 +38,11 @@ impl Settings {
     /// Applies the run-control keys to `config` (`batch_size` to the key the backend reads).
     pub fn apply(&self, config: &mut Config, on_device: bool) {
         config.max_workers = self.max_workers;
+        self.apply_batch(config, on_device);
+    }
+
+    /// Sets the batch key the backend reads: `gpu_batch_size` on a device, else `batch_size`.
+    pub fn apply_batch(&self, config: &mut Config, on_device: bool) {
         if on_device {
             config.gpu_batch_size = self.batch_size;
         } else {
@@ -279,7 +284,8 @@ pub fn tune(input: &TuneInput<'_>, log: &mut dyn FnMut(&Trial)) -> Result<TunePr
             }
             if let Some(seconds) = record(measure(input, &sample, settings, 2), &mut tried).seconds
             {
-                if seconds < best_time {
+                // A setting must win clearly (3 %) to replace one already kept: noise does not.
+                if seconds < 0.97 * best_time {
                     (best, best_time) = (settings, seconds);
                 }
             }
@@ -375,6 +381,7 @@ fn folder_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
+        .filter(|e| e.file_name() != melkit::manifest::MANIFEST)
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())

@@ -81,10 +81,11 @@ impl FileSource {
         let resampler = if rate == plan.sample_rate {
             None
         } else {
-            Some(
-                StreamResampler::new(rate, plan.sample_rate)
-                    .map_err(|e| FileError::new(path, "resample", e))?,
-            )
+            let started = Instant::now();
+            let resampler = StreamResampler::new(rate, plan.sample_rate)
+                .map_err(|e| FileError::new(path, "resample", e))?;
+            times.add(Stage::Resample, started.elapsed());
+            Some(resampler)
         };
         let total = if resampler.is_some() {
             resampled_len(frames, rate, plan.sample_rate)

@@ -1,0 +1,102 @@
+//! Helpers of the profiler tests: corpora of tones, and backends with a planted fault (slow or
+//! wrong) to wrap around a real one.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use melkit::{Backend, BackendError, BackendKind, Config, SegmentPlan, SignalBatch, StepTimings};
+
+/// Writes `n` WAV files of `seconds` of a noisy tone at `rate` Hz into `dir` (16-bit PCM).
+pub fn corpus(dir: &Path, n: usize, rate: u32, seconds: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let len = (seconds * f64::from(rate)) as usize;
+    for i in 0..n {
+        let mut w = hound::WavWriter::create(dir.join(format!("tone_{i:02}.wav")), spec).unwrap();
+        let mut state = 0x2545_F491_4F6C_DD1Du64 ^ i as u64;
+        for t in 0..len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let noise = (state >> 40) as f64 / (1u64 << 24) as f64 - 0.5;
+            let hz = 200.0 + 50.0 * i as f64;
+            let v = 0.3 * (std::f64::consts::TAU * hz * t as f64 / f64::from(rate)).sin()
+                + 0.02 * noise;
+            w.write_sample((v * 32767.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+}
+
+/// The CPU backend for `config`.
+pub fn cpu(config: &Config) -> Box<dyn Backend> {
+    melkit::create_backend(BackendKind::Cpu, config).unwrap()
+}
+
+/// A backend that sleeps `delay` in every call: a planted slow compute stage.
+pub struct Throttled {
+    pub inner: Box<dyn Backend>,
+    pub delay: Duration,
+}
+
+impl Backend for Throttled {
+    fn name(&self) -> &'static str {
+        "throttled"
+    }
+
+    fn plan(&self) -> &SegmentPlan {
+        self.inner.plan()
+    }
+
+    fn compute(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        std::thread::sleep(self.delay);
+        let mut steps = self.inner.compute(batch, out)?;
+        steps.add("throttle", self.delay);
+        Ok(steps)
+    }
+}
+
+/// A backend whose values are all off by the factor `1 + error`: a broken kernel.
+pub struct Perturbed {
+    pub inner: Box<dyn Backend>,
+    pub error: f32,
+}
+
+impl Backend for Perturbed {
+    fn name(&self) -> &'static str {
+        "perturbed"
+    }
+
+    fn plan(&self) -> &SegmentPlan {
+        self.inner.plan()
+    }
+
+    fn compute(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        let steps = self.inner.compute(batch, out)?;
+        out.iter_mut().for_each(|v| *v *= 1.0 + self.error);
+        Ok(steps)
+    }
+}
+
+/// A configuration keeping whole files, with `workers` threads and `batch` files per call.
+pub fn config(workers: usize, batch: usize) -> Config {
+    let mut c = Config::default();
+    c.set("sample_length", "full").unwrap();
+    c.set("max_workers", &workers.to_string()).unwrap();
+    c.set("batch_size", &batch.to_string()).unwrap();
+    c
+}
