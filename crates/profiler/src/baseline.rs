@@ -99,8 +99,8 @@ impl Baseline {
     }
 
     /// The stages (and `total`) of `current` slower than this baseline: a median more than
-    /// `threshold` above the baseline's, by more than the runs' own spread (max − min of each
-    /// side) and more than 2 % of the baseline's wall time (at least 2 ms), so that noise and
+    /// `threshold` above the baseline's, by more than the runs' own spread (see [`spread`]) and
+    /// more than 2 % of the baseline's wall time (at least 2 ms), so that noise and
     /// stages too small to matter are not flagged.
     ///
     /// # Errors
@@ -150,10 +150,16 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// How far the runs scatter: max − min, without the highest and lowest once there are four or
+/// more (one run disturbed by the machine should not hide a regression).
 fn spread(values: &[f64]) -> f64 {
-    let max = values.iter().copied().fold(f64::MIN, f64::max);
-    let min = values.iter().copied().fold(f64::MAX, f64::min);
-    if values.is_empty() { 0.0 } else { max - min }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n >= 4 => v[n - 2] - v[1],
+        n => v[n - 1] - v[0],
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +198,12 @@ mod tests {
             "the baseline was measured on another corpus (10 segments, this run 11): compare \
              runs of the same inputs"
         );
+    }
+
+    #[test]
+    fn one_disturbed_run_does_not_widen_the_spread() {
+        assert_eq!(spread(&[1.0, 1.1, 1.0, 5.0, 0.9]), 1.1 - 1.0);
+        assert_eq!(spread(&[1.0, 3.0]), 2.0);
     }
 
     #[test]

@@ -16,8 +16,21 @@ pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
 }
 
+/// Runs `melkit args`, with no tuning profile (a machine's own must not change the tests).
 pub fn melkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_melkit")).args(args).output().expect("run melkit")
+    melkit_with(args, &[])
+}
+
+/// Runs `melkit args` with extra environment variables.
+pub fn melkit_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_melkit"));
+    command.env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json");
+    command.envs(env.iter().copied()).args(args).output().expect("run melkit")
+}
+
+/// The bundled example audio.
+pub fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/audio")
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -112,6 +125,7 @@ pub fn melkit_unprivileged(args: &[&str]) -> std::process::Output {
     } else {
         Command::new(env!("CARGO_BIN_EXE_melkit"))
     };
+    command.env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json");
     command.args(args).output().expect("run melkit")
 }
 
