@@ -163,13 +163,16 @@ fn melkit_io_read(path: &std::path::Path) -> Result<melkit_profiler::show::Store
     melkit_profiler::show::read(path).map_err(|e| usage(anyhow::anyhow!(e)))
 }
 
+/// What the canary of `--verify-fraction` saw, shared while the run goes on.
+pub type Canary = Arc<Mutex<VerifyStats>>;
+
 /// Wraps `fast` in the canary of `--verify-fraction`.
 pub fn verified(
     fast: Box<dyn Backend>,
     config: &Config,
     fraction: f64,
     on_mismatch: &str,
-) -> Result<(Box<dyn Backend>, Arc<Mutex<VerifyStats>>), Failure> {
+) -> Result<(Box<dyn Backend>, Canary), Failure> {
     let policy = OnMismatch::parse(on_mismatch).unwrap_or(OnMismatch::Fail);
     let fallback = match policy {
         OnMismatch::Fail => None,

@@ -69,7 +69,7 @@ pub fn profile(
         let report = pipeline.process_discovered(found.clone(), &out, &options.output, &())?;
         runs.push(report);
     }
-    runs.sort_by(|a, b| a.total_time.cmp(&b.total_time));
+    runs.sort_by_key(|r| r.total_time);
     let analyses: Vec<Analysis> = runs.iter().map(analyse).collect();
     let middle = runs.len() / 2;
     let report = runs.swap_remove(middle);
