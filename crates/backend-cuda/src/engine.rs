@@ -125,6 +125,16 @@ struct Slot<R: Real> {
 pub(crate) use melkit_core::backend::DeviceTimes as Times;
 
 /// One device.
+impl<R: Real> Buffers<R> {
+    /// Bytes allocated on the device.
+    fn bytes(&self) -> u64 {
+        let frames = self.frames.as_ref().map_or(0, |(f, s)| {
+            (f.len() * size_of::<R>() + s.len() * size_of::<R::Complex>()) as u64
+        });
+        ((self.signal.len() + self.out.len()) * 4 + self.starts.len() * 4) as u64 + frames
+    }
+}
+
 pub(crate) struct Engine<R: Real> {
     ctx: Arc<CudaContext>,
     plan: SegmentPlan,
@@ -163,6 +173,15 @@ fn pinned<T: DeviceRepr + ValidAsZeroBits>(
 }
 
 impl<R: Real> Engine<R> {
+    /// Bytes this engine allocated on its device: the tables and both slots' buffers.
+    pub fn device_bytes(&self) -> u64 {
+        let tables = (self.frame_index.len() * 4 + self.mel_spans.len() * 4) as u64
+            + ((self.window.len() + self.twiddles.len() + self.mel_weights.len()) * size_of::<R>())
+                as u64;
+        tables
+            + self.slots.iter().filter_map(|s| s.device.as_ref()).map(Buffers::bytes).sum::<u64>()
+    }
+
     /// The engine on `ctx` for one configuration, its kernels compiled (or taken from the
     /// cache) and its tables uploaded.
     pub fn new(

@@ -252,6 +252,13 @@ impl Backend for CudaBackend {
         true
     }
 
+    fn device_memory(&self) -> Option<u64> {
+        Some(match &self.engines {
+            Engines::Single(e) => e.iter().map(Engine::device_bytes).sum(),
+            Engines::Double(e) => e.iter().map(Engine::device_bytes).sum(),
+        })
+    }
+
     fn compute(
         &mut self,
         batch: &SignalBatch,

@@ -318,6 +318,28 @@ impl Gpu {
         self.check()
     }
 
+    /// Bytes of every buffer allocated on the device: the constants and both slots.
+    pub fn memory(&self) -> u64 {
+        let k = &self.constants;
+        let constants: u64 = [&k.frame_index, &k.window, &k.twiddles, &k.mel_spans, &k.mel_weights]
+            .iter()
+            .map(|b| b.size())
+            .sum();
+        let slots: u64 = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| {
+                s.signal.size()
+                    + s.starts.size()
+                    + s.params.size()
+                    + s.out.size()
+                    + s.staging.size()
+            })
+            .sum();
+        constants + slots
+    }
+
     fn new_slot(&self, c: Capacity) -> Slot {
         let buffer = |label, size, usage| {
             self.device.create_buffer(&wgpu::BufferDescriptor {

@@ -133,6 +133,10 @@ impl Backend for WgpuBackend {
         true
     }
 
+    fn device_memory(&self) -> Option<u64> {
+        Some(self.gpu.memory())
+    }
+
     fn compute(
         &mut self,
         batch: &SignalBatch,

@@ -213,6 +213,12 @@ pub trait Backend: Send {
         false
     }
 
+    /// Bytes the backend holds on its device (the buffers it allocated there), for a device
+    /// backend; `None` for one that computes in host memory.
+    fn device_memory(&self) -> Option<u64> {
+        None
+    }
+
     /// Computes the mel tensor of every long segment of `batch` into `out`
     /// (`batch.output_len(plan)` values, long segment after long segment, each
     /// `[short_segment, mel_bin, time_frame]`), with the element-wise scaling

@@ -132,6 +132,8 @@ pub struct RunReport {
     pub compute_wall: Duration,
     /// Whether the backend computes on a device of its own (a GPU) rather than on the workers.
     pub on_device: bool,
+    /// Bytes the backend held on its device at the end of the run (a GPU backend).
+    pub device_memory: Option<u64>,
     /// Whether outputs were written by a thread of their own (HDF5) rather than by the workers.
     pub dedicated_writer: bool,
     /// With `dtype = "f16"`: the largest relative rounding error of any file.
@@ -207,6 +209,7 @@ impl RunReport {
             "backend_steps": steps,
             "compute_wall": self.compute_wall.as_secs_f64(),
             "on_device": self.on_device,
+            "device_memory_bytes": self.device_memory,
             "dedicated_writer": self.dedicated_writer,
             "f16_max_rel_error": self.f16_error,
         })

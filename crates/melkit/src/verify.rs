@@ -232,6 +232,10 @@ impl Backend for Verified {
         self.inner.on_device()
     }
 
+    fn device_memory(&self) -> Option<u64> {
+        self.inner.device_memory()
+    }
+
     fn compute(
         &mut self,
         batch: &SignalBatch,

@@ -73,6 +73,8 @@ pub fn profile(
     let analyses: Vec<Analysis> = runs.iter().map(analyse).collect();
     let middle = runs.len() / 2;
     let report = runs.swap_remove(middle);
+    // Before the probes, whose buffers are not the pipeline's.
+    let peak_rss = probe::peak_rss();
     let peaks =
         options.probe.then(|| probe::measure(pipeline.plan().n_fft, Duration::from_millis(150)));
     let roofline = peaks.and_then(|p| probe::roofline(&report, pipeline.plan(), &p));
@@ -82,7 +84,7 @@ pub fn profile(
         runs: analyses,
         peaks,
         roofline,
-        peak_rss: probe::peak_rss(),
+        peak_rss,
     })
 }
 
@@ -90,6 +92,14 @@ impl Profile {
     /// The baseline these runs make.
     pub fn baseline(&self) -> Baseline {
         Baseline::from_runs(&self.runs, &self.report.backend, self.report.segments)
+    }
+
+    /// The device's busy fraction: the backend's `kernel` step over the wall time (GPU
+    /// backends report it; the host measures it while it waits for the device).
+    pub fn device_utilisation(&self) -> Option<f64> {
+        let (_, kernel) = self.report.backend_steps.steps().iter().find(|(n, _)| *n == "kernel")?;
+        (self.analysis.wall_seconds > 0.0)
+            .then(|| (kernel.as_secs_f64() / self.analysis.wall_seconds).min(1.0))
     }
 
     /// Everything as JSON.
@@ -101,6 +111,7 @@ impl Profile {
             "peaks": self.peaks,
             "roofline": self.roofline,
             "peak_rss_bytes": self.peak_rss,
+            "device_utilisation": self.device_utilisation(),
         })
     }
 }
@@ -198,6 +209,17 @@ impl fmt::Display for Profile {
                     f,
                     "  (the peaks are this machine's CPU; the backend computes on a device)"
                 )?;
+            }
+        }
+        if let Some(bytes) = r.device_memory {
+            write!(f, "device: {} of buffers", si(bytes as f64, "B"))?;
+            match self.device_utilisation() {
+                Some(u) => writeln!(
+                    f,
+                    ", busy {:.0} % of the run (kernel time, as the host waited for it, over the wall time)",
+                    100.0 * u
+                )?,
+                None => writeln!(f)?,
             }
         }
         if let Some(rss) = self.peak_rss {

@@ -140,7 +140,7 @@ fn validate_passes_the_cpu_backend_and_fails_a_perturbed_one_with_the_numbers() 
 }
 
 #[test]
-fn validate_passes_every_gpu_backend_present() {
+fn every_gpu_backend_present_validates_and_reports_its_device_memory_and_use() {
     melkit_core::testing::quiet_lavapipe();
     let config = Config::default();
     for (name, factory) in [
@@ -156,6 +156,14 @@ fn validate_passes_every_gpu_backend_present() {
         };
         let v = validation(backend, false);
         assert!(v.passed(), "{name}: {v}");
+        let p = profiled(&config, factory(&config).unwrap(), &examples(), 1);
+        assert!(p.report.on_device, "{name}");
+        // At least the mel output of one batch chunk and its readback copy.
+        let bytes = p.report.device_memory.unwrap();
+        assert!(bytes >= 2 * 4 * 2 * 64 * 17, "{name}: {bytes}");
+        let busy = p.device_utilisation().unwrap();
+        assert!(busy > 0.0 && busy <= 1.0, "{name}: {busy}");
+        assert!(p.to_string().contains("device: "), "{p}");
     }
 }
 

@@ -167,6 +167,7 @@ impl Pipeline {
         drop(run);
         report.failures.sort_by_key(|f| found.files.iter().position(|i| i.path == f.path));
         report.total_time = started.elapsed();
+        report.device_memory = self.backend.device_memory();
         Ok(report)
     }
 }
