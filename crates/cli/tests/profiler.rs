@@ -9,8 +9,16 @@ fn arg(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Timing tests run one at a time: tests sharing the machine's two cores would otherwise time
+/// each other.
+fn timing() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn profile_reports_every_stage_the_bottleneck_and_the_roofline_as_text_json_and_svg() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("p.json"), dir.path().join("p.svg"));
     let ex = examples();
@@ -54,6 +62,7 @@ fn profile_reports_every_stage_the_bottleneck_and_the_roofline_as_text_json_and_
 
 #[test]
 fn a_baseline_passes_an_honest_rerun_and_flags_a_planted_regression() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.json");
     // Six copies of the examples: runs long enough (tens of ms) for timing to mean something.
@@ -108,6 +117,7 @@ fn a_baseline_passes_an_honest_rerun_and_flags_a_planted_regression() {
 
 #[test]
 fn validate_passes_the_cpu_and_reference_backends_and_reports_the_f16_cost() {
+    let _timing = timing();
     let ex = examples();
     for backend in ["cpu", "reference"] {
         let run = melkit(&["validate", arg(&ex), "--backend", backend, "--precision", "f16"]);
@@ -130,6 +140,7 @@ fn validate_passes_the_cpu_and_reference_backends_and_reports_the_f16_cost() {
 
 #[test]
 fn tune_writes_a_profile_that_run_uses_unless_told_not_to() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("tune.json");
     let ex = examples();
@@ -182,6 +193,7 @@ fn tune_writes_a_profile_that_run_uses_unless_told_not_to() {
 
 #[test]
 fn show_renders_an_hdf5_output_as_a_png_of_its_layout() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let ex = examples();
     let out = dir.path().join("out");
@@ -212,6 +224,7 @@ fn show_renders_an_hdf5_output_as_a_png_of_its_layout() {
 
 #[test]
 fn run_verify_fraction_reports_its_spot_checks() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let ex = examples();
     let out = dir.path().join("out");

@@ -100,7 +100,7 @@ impl Baseline {
 
     /// The stages (and `total`) of `current` slower than this baseline: a median more than
     /// `threshold` above the baseline's, by more than the runs' own spread (see [`spread`]) and
-    /// more than 2 % of the baseline's wall time (at least 2 ms), so that noise and
+    /// more than 5 % of the baseline's wall time (at least 2 ms), so that noise and
     /// stages too small to matter are not flagged.
     ///
     /// # Errors
@@ -116,7 +116,7 @@ impl Baseline {
                 current: current.segments,
             });
         }
-        let floor = (0.02 * median(&self.wall)).max(0.002);
+        let floor = (0.05 * median(&self.wall)).max(0.002);
         let mut series = vec![("total".to_string(), &self.wall, &current.wall)];
         for (name, base) in &self.stages {
             if let Some(now) = current.stages.get(name) {

@@ -13,6 +13,13 @@ use melkit::discover::discover;
 use melkit::{Backend, BackendKind, Config, OutputFormat, OutputOptions, Pipeline};
 use melkit_profiler::{Profile, ProfileOptions, profile};
 
+/// Timing tests run one at a time: tests sharing the machine's two cores would otherwise time
+/// each other.
+fn timing() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn profiled(config: &Config, backend: Box<dyn Backend>, inputs: &Path, repeats: usize) -> Profile {
     let mut pipeline = Pipeline::with_backend(config.clone(), backend).unwrap();
     let options = ProfileOptions {
@@ -40,6 +47,7 @@ fn assert_what_if_matches(slow: &Profile, stage: &str, fast: &Profile) {
 
 #[test]
 fn a_slow_backend_is_the_bottleneck_and_its_what_if_matches_a_run_without_the_delay() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     corpus(dir.path(), 10, 4096, 4.0);
     let config = config(2, 1);
@@ -69,6 +77,7 @@ fn heavy_resampling_on_one_worker_is_the_bottleneck_and_its_what_if_matches_audi
 
 #[test]
 fn the_regression_check_flags_a_planted_slowdown_and_not_an_honest_rerun() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     corpus(dir.path(), 12, 4096, 4.0);
     let config = config(2, 2);
@@ -101,6 +110,7 @@ fn validation(backend: Box<dyn Backend>, f16: bool) -> melkit_profiler::Validati
 
 #[test]
 fn validate_passes_the_cpu_backend_and_fails_a_perturbed_one_with_the_numbers() {
+    let _timing = timing();
     let config = Config::default();
     let v = validation(cpu(&config), true);
     assert!(v.passed(), "{v}");
@@ -141,6 +151,7 @@ fn validate_passes_the_cpu_backend_and_fails_a_perturbed_one_with_the_numbers() 
 
 #[test]
 fn every_gpu_backend_present_validates_and_reports_its_device_memory_and_use() {
+    let _timing = timing();
     melkit_core::testing::quiet_lavapipe();
     let config = Config::default();
     for (name, factory) in [
@@ -169,6 +180,7 @@ fn every_gpu_backend_present_validates_and_reports_its_device_memory_and_use() {
 
 #[test]
 fn show_draws_each_value_in_its_place_on_the_colour_scale() {
+    let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let shape = [3usize, 2, 8, 5];
     let mut values = vec![1e-12f32; shape.iter().product()];
