@@ -143,7 +143,7 @@ pub struct TuneArgs {
     pub format: OutputFormat,
 
     /// Files of the sample, spread over the inputs.
-    #[arg(long, default_value = "16", value_name = "N")]
+    #[arg(long, default_value = "64", value_name = "N")]
     pub sample: usize,
 
     /// Where to save the profile [default: $MELKIT_TUNE_PROFILE, else

@@ -232,6 +232,9 @@ pub fn tune(input: &TuneInput<'_>, log: &mut dyn FnMut(&Trial)) -> Result<TunePr
     let sample =
         Discovery { files: files.iter().step_by(step).cloned().collect(), failures: vec![] };
     let mut tried = Vec::new();
+    // One run untimed first: the first run of a process pays for page faults and cold caches,
+    // which would count against the defaults.
+    let _ = measure(input, &sample, Settings::DEFAULT, 1);
     let mut record = |t: Trial, tried: &mut Vec<Trial>| {
         log(&t);
         tried.push(t.clone());
