@@ -24,6 +24,7 @@ pub mod info;
 pub mod manifest;
 pub mod pipeline;
 pub mod report;
+pub mod shard;
 pub mod tensor;
 pub mod verify;
 
