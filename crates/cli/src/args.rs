@@ -35,6 +35,57 @@ pub enum Commands {
     Tune(Box<TuneArgs>),
     /// Render a tensor written by melkit (.h5, .npy, .npz) as a PNG image.
     Show(ShowArgs),
+    /// Merge the stacked outputs of a run's shards into one stacked HDF5 dataset, after
+    /// checking that they share one configuration and hold every input exactly once.
+    Merge(MergeArgs),
+}
+
+/// `melkit merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Output folders of the shards (each holding melkit-stacked*.h5 and its .json).
+    #[arg(required = true, value_name = "SHARD_OUT")]
+    pub dirs: Vec<PathBuf>,
+
+    /// The merged file.
+    #[arg(short, long, value_name = "FILE.h5")]
+    pub output: PathBuf,
+
+    /// Merge even when inputs are missing or in more than one shard (they are listed).
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Compression of the merged file.
+    #[arg(long, default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
+}
+
+/// What `melkit run` writes: a file per input, or one stacked HDF5 file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunFormat {
+    /// One output per input.
+    Files(OutputFormat),
+    /// `stacked-h5`: one HDF5 file of every input.
+    Stacked,
+}
+
+impl RunFormat {
+    /// The per-file format (HDF5 for a stacked run).
+    pub fn files(self) -> OutputFormat {
+        match self {
+            RunFormat::Files(f) => f,
+            RunFormat::Stacked => OutputFormat::H5,
+        }
+    }
+}
+
+fn parse_run_format(s: &str) -> Result<RunFormat, String> {
+    if s.eq_ignore_ascii_case("stacked-h5") {
+        return Ok(RunFormat::Stacked);
+    }
+    parse_format(s)
+        .map(RunFormat::Files)
+        .map_err(|_| format!("must be one of {}, stacked-h5", OutputFormat::NAMES.join(", ")))
 }
 
 /// The inputs and configuration every computing subcommand takes.
@@ -179,9 +230,20 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
 
-    /// Output format.
-    #[arg(long, default_value = "h5", value_parser = parse_format)]
-    pub format: OutputFormat,
+    /// Output format: a file per input (h5, npy, npz), or stacked-h5: one HDF5 file of every
+    /// input (`sample_length` must be set).
+    #[arg(long, default_value = "h5", value_parser = parse_run_format)]
+    pub format: RunFormat,
+
+    /// Process only shard K of N of the inputs (1 <= K <= N), balanced by work; without it a
+    /// Slurm array or Kubernetes Indexed Job's environment sets the shard.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// The number of shards of a Kubernetes Indexed Job (its completions), whose environment
+    /// gives only the index (or set MELKIT_SHARDS).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
 
     /// Compute backend [default: the tuned one, else auto].
     #[arg(long, value_parser = parse_backend)]

@@ -15,7 +15,9 @@ use clap::Parser;
 use melkit::{BackendKind, Config, Error, OutputOptions, Pipeline};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Commands, ConfigFlags, RunArgs};
+use melkit::shard::Shard;
+
+use crate::args::{Cli, Commands, ConfigFlags, RunArgs, RunFormat};
 
 /// Every file was written.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -40,6 +42,10 @@ fn main() -> ExitCode {
         Commands::Profile(args) => finish(tools::profile(&args)),
         Commands::Validate(args) => finish(tools::validate(&args)),
         Commands::Tune(args) => finish(tools::tune(&args)),
+        Commands::Merge(args) => {
+            init_logging(false, false, false);
+            finish(tools::merge(&args))
+        }
         Commands::Show(args) => {
             init_logging(false, false, false);
             finish(tools::show(&args))
@@ -142,16 +148,38 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     }
     let mut pipeline = pipeline(config, fast)?;
     tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
-    let options = OutputOptions {
-        format: args.format,
+    let mut options = OutputOptions {
+        format: args.format.files(),
         compression,
         sync: args.fsync,
         resume: args.resume,
         cache: args.cache.clone(),
+        manifest: None,
     };
+    let env = |name: &str| std::env::var(name).ok();
+    let shard = melkit::shard::detect(args.shard.as_deref(), args.shards, &env)
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let mut found = melkit::discover::discover(&args.inputs);
+    if let Some((shard, source)) = &shard {
+        let (shard, total) = (*shard, found.files.len());
+        if args.format != RunFormat::Stacked {
+            found.files = melkit::shard::select(found.files, shard);
+            options.manifest = Some(args.output.join(shard.manifest_name()));
+            if shard.index > 0 {
+                found.failures.clear(); // reported once, by the first shard
+            }
+        }
+        tracing::info!("shard {shard} (from {source}) of {total} inputs");
+    }
     ignore_file_size_signal();
     let bar = progress::Bar::new(args.quiet);
-    let result = pipeline.process_paths_with(&args.inputs, &args.output, &options, &bar);
+    let result = match args.format {
+        RunFormat::Stacked => {
+            let shard = shard.map_or(Shard { index: 0, count: 1 }, |(s, _)| s);
+            pipeline.process_stacked(found, shard, &args.output, &options, &bar)
+        }
+        RunFormat::Files(_) => pipeline.process_discovered(found, &args.output, &options, &bar),
+    };
     bar.finish();
     let report = result.map_err(|e| match e {
         Error::OutputDir { .. } => Failure(EXIT_FATAL, e.into()),

@@ -10,7 +10,9 @@ use melkit_profiler::baseline::Baseline;
 use melkit_profiler::tune::{Trial, TuneInput};
 use melkit_profiler::{ProfileOptions, TuneProfile};
 
-use crate::args::{CheckPrecision, Common, ProfileArgs, ShowArgs, TuneArgs, ValidateArgs};
+use crate::args::{
+    CheckPrecision, Common, MergeArgs, ProfileArgs, ShowArgs, TuneArgs, ValidateArgs,
+};
 use crate::{
     EXIT_FATAL, EXIT_FILES_FAILED, EXIT_OK, Failure, backend, configuration, pipeline, usage,
 };
@@ -207,4 +209,20 @@ pub fn canary_summary(stats: &Mutex<VerifyStats>) -> String {
         ));
     }
     line
+}
+
+/// `melkit merge`.
+pub fn merge(args: &MergeArgs) -> Result<u8, Failure> {
+    use melkit::merge::MergeError;
+    match melkit::merge::merge(&args.dirs, &args.output, args.allow_partial, args.compression) {
+        Ok(report) => {
+            println!("{report}\nwritten to {}", args.output.display());
+            Ok(EXIT_OK)
+        }
+        Err(e @ (MergeError::Incomplete { .. } | MergeError::Mismatch(_))) => {
+            Err(Failure(EXIT_FILES_FAILED, e.into()))
+        }
+        Err(e @ MergeError::NoShard(_)) => Err(usage(e)),
+        Err(e) => Err(Failure(EXIT_FATAL, e.into())),
+    }
 }

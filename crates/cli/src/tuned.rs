@@ -61,7 +61,7 @@ pub fn apply(
     }
     let compression = match args.compression {
         Some(c) => c,
-        None if profile.format == args.format.extension() => s.compression,
+        None if profile.format == args.format.files().extension() => s.compression,
         None => Compression::None,
     };
     tracing::info!(

@@ -13,6 +13,8 @@ pub mod npy;
 pub mod output;
 pub mod read;
 pub mod resample;
+#[cfg(feature = "hdf5")]
+pub mod stacked;
 pub mod writer;
 
 pub use decode::{Audio, AudioStream, decode_file};

@@ -31,6 +31,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Options that cannot work together (nothing was done).
+    #[error("{0}")]
+    Usage(String),
     /// The worker threads could not be started.
     #[error("cannot start {workers} worker threads: {reason}")]
     Threads {

@@ -22,9 +22,13 @@ pub mod discover;
 pub mod error;
 pub mod info;
 pub mod manifest;
+#[cfg(feature = "hdf5")]
+pub mod merge;
 pub mod pipeline;
 pub mod report;
 pub mod shard;
+#[cfg(feature = "hdf5")]
+pub mod stacked;
 pub mod tensor;
 pub mod verify;
 

@@ -53,9 +53,18 @@ impl Manifest {
     /// # Errors
     /// The folder or the manifest cannot be created or written: the run cannot write there.
     pub fn open(out_dir: &Path, config: String) -> std::io::Result<Self> {
-        std::fs::create_dir_all(out_dir)?;
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).open(out_dir.join(MANIFEST))?;
+        Self::open_at(&out_dir.join(MANIFEST), config)
+    }
+
+    /// Opens (or creates) the manifest at `path` for appending, creating its folder.
+    ///
+    /// # Errors
+    /// The folder or the manifest cannot be created or written.
+    pub fn open_at(path: &Path, config: String) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         Ok(Manifest { file, config, warned: false })
     }
 
@@ -94,8 +103,13 @@ impl Manifest {
 /// The inputs the manifest of `out_dir` lists as done with configuration `config`, whose
 /// output still exists and whose input has not changed since (the last line of an input wins).
 pub fn done_inputs(out_dir: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
+    done_in(&out_dir.join(MANIFEST), config)
+}
+
+/// [`done_inputs`] of the manifest at `path`.
+pub fn done_in(path: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
     let mut done = HashMap::new();
-    let Ok(file) = File::open(out_dir.join(MANIFEST)) else {
+    let Ok(file) = File::open(path) else {
         return done;
     };
     for line in BufReader::new(file).lines() {
@@ -117,14 +131,20 @@ pub fn done_inputs(out_dir: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
 }
 
 /// Removes the temporary files a killed run left beside its outputs (`.NAME.XXXXXX.tmp`) under
-/// `out_dir`; returns how many.
-pub fn remove_stale_temporaries(out_dir: &Path) -> usize {
+/// `out_dir`, those of the outputs `ours` accepts only (other shards may be writing beside
+/// them); returns how many.
+pub fn remove_stale_temporaries(out_dir: &Path, ours: &dyn Fn(&Path) -> bool) -> usize {
     let mut removed = 0;
     for entry in walkdir::WalkDir::new(out_dir).into_iter().filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy();
+        // `.NAME.XXXXXX.tmp` is the temporary of NAME in the same folder.
+        let output = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .map(|(n, _)| entry.path().with_file_name(n));
         if entry.file_type().is_file()
-            && name.starts_with('.')
-            && name.ends_with(".tmp")
+            && output.is_some_and(|o| ours(&o))
             && std::fs::remove_file(entry.path()).is_ok()
         {
             removed += 1;

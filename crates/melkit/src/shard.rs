@@ -33,6 +33,17 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// The manifest of this shard's per-file run (`melkit-manifest.jsonl` for a single shard).
+    pub fn manifest_name(&self) -> String {
+        if self.count <= 1 {
+            crate::manifest::MANIFEST.to_string()
+        } else {
+            format!("melkit-manifest.shard-{}-of-{}.jsonl", self.index + 1, self.count)
+        }
+    }
+}
+
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index + 1, self.count)

@@ -38,6 +38,8 @@ pub struct OutputOptions {
     /// Keep every result in this cache folder, and write inputs already in it from there
     /// (`cache_spectrograms = true` alone uses [`Cache::default_dir`](crate::cache::Cache::default_dir)).
     pub cache: Option<PathBuf>,
+    /// The manifest to append to (`OUT/melkit-manifest.jsonl` when none; a shard keeps its own).
+    pub manifest: Option<PathBuf>,
 }
 
 impl Default for OutputOptions {
@@ -50,6 +52,7 @@ impl Default for OutputOptions {
             sync: false,
             resume: false,
             cache: None,
+            manifest: None,
         }
     }
 }

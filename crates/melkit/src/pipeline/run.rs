@@ -65,8 +65,10 @@ impl Pipeline {
             path: path.into(),
             reason: io_reason(&e),
         };
+        let manifest_path =
+            options.manifest.clone().unwrap_or_else(|| out_dir.join(manifest::MANIFEST));
         let mut manifest =
-            Manifest::open(out_dir, hash.clone()).map_err(|e| out_error(out_dir, e))?;
+            Manifest::open_at(&manifest_path, hash.clone()).map_err(|e| out_error(out_dir, e))?;
         let cache_dir = match &options.cache {
             Some(dir) => Some(dir.clone()),
             None if self.config.cache_spectrograms => Cache::default_dir(),
@@ -79,11 +81,13 @@ impl Pipeline {
         let mut found = found;
         let mut skipped = 0;
         if options.resume {
-            let stale = manifest::remove_stale_temporaries(out_dir);
+            let outputs: std::collections::HashSet<std::path::PathBuf> =
+                found.files.iter().map(|f| f.output_path(out_dir, options.format)).collect();
+            let stale = manifest::remove_stale_temporaries(out_dir, &|o| outputs.contains(o));
             if stale > 0 {
                 tracing::info!("removed {stale} temporary files left by an interrupted run");
             }
-            let done = manifest::done_inputs(out_dir, &hash);
+            let done = manifest::done_in(&manifest_path, &hash);
             let before = found.files.len();
             found.files.retain(|f| !done.contains_key(&f.path));
             skipped = before - found.files.len();

@@ -1,0 +1,412 @@
+//! Beyond one machine: shards run as concurrent processes (from `--shard`, a Slurm array's or a
+//! Kubernetes Indexed Job's environment), a killed shard resumed, and `melkit merge` giving back
+//! exactly the single-process stacked dataset, or refusing with the list of what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{copy_golden, melkit, melkit_with, text};
+
+const CASES: [&str; 3] = ["tones_4096_pcm16", "chirp_4096_f32_short", "bursts_16000_pcm16"];
+
+/// `n` copies of three golden inputs in seven folders, and three bad files.
+fn corpus(root: &Path, n: usize) {
+    for i in 0..n {
+        copy_golden(CASES[i % 3], &root.join(format!("d{}/clip_{i:04}.wav", i % 7)));
+    }
+    for d in ["d0", "d1", "d3"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("d0/empty.wav"), b"").unwrap();
+    std::fs::write(root.join("d1/not_audio.wav"), b"this is text, not audio").unwrap();
+    let good = std::fs::read(root.join("d2/clip_0002.wav")).unwrap();
+    std::fs::write(root.join("d3/truncated.wav"), &good[..60]).unwrap();
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The datasets of a stacked file: mel values, sources, indices, and the configuration.
+fn stacked(path: &Path) -> (Vec<f32>, Vec<usize>, Vec<String>, Vec<u64>, String) {
+    let file = hdf5::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mel = file.dataset("mel").unwrap();
+    let sources: Vec<hdf5::types::VarLenUnicode> =
+        file.dataset("source").unwrap().read_raw().unwrap();
+    let config: hdf5::types::VarLenUnicode = mel.attr("config").unwrap().read_scalar().unwrap();
+    (
+        mel.read_raw().unwrap(),
+        mel.shape(),
+        sources.iter().map(|s| s.to_string()).collect(),
+        file.dataset("index").unwrap().read_raw().unwrap(),
+        config.to_string(),
+    )
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_melkit"))
+        .env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json")
+        .envs(env.iter().copied())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn shards_run_concurrently_and_merge_into_exactly_the_single_process_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 24);
+    let single = dir.path().join("single");
+    let run = melkit(&["run", arg(&input), "-o", arg(&single), "--format", "stacked-h5", "-q"]);
+    assert_eq!(run.status.code(), Some(1), "three bad files fail: {}", text(&run.stderr));
+    let (mel, shape, sources, indices, config) = stacked(&single.join("melkit-stacked.h5"));
+    assert_eq!(shape, [24, 40, 2, 64, 17]);
+    assert_eq!(sources.len(), 24);
+    // Rows follow the input order (folders sorted by name), the bad files left out.
+    let mut sorted = indices.clone();
+    sorted.sort_unstable();
+    assert_eq!(indices, sorted);
+    // Three shards at once, sharing one output folder.
+    let shared = dir.path().join("shards");
+    let children: Vec<_> = (1..=3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            spawn(
+                &[
+                    "run",
+                    arg(&input),
+                    "-o",
+                    arg(&shared),
+                    "--format",
+                    "stacked-h5",
+                    "--shard",
+                    &shard,
+                    "-q",
+                ],
+                &[],
+            )
+        })
+        .collect();
+    let mut failed_lines = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.code() == Some(0) || out.status.code() == Some(1),
+            "{}",
+            text(&out.stderr)
+        );
+        failed_lines += text(&out.stderr).lines().filter(|l| l.starts_with("failed: ")).count();
+    }
+    assert_eq!(failed_lines, 3, "each bad file fails in exactly one shard");
+    let merged = dir.path().join("merged.h5");
+    let merge = melkit(&["merge", arg(&shared), "-o", arg(&merged)]);
+    assert_eq!(merge.status.code(), Some(0), "{}", text(&merge.stderr));
+    let out = text(&merge.stdout);
+    assert!(out.starts_with("merged 24 rows from 3 shards"), "{out}");
+    assert_eq!(out.matches("failed in its shard: ").count(), 3, "{out}");
+    assert!(out.contains("not_audio.wav: not a supported audio file"), "{out}");
+    let (m_mel, m_shape, m_sources, m_indices, m_config) = stacked(&merged);
+    assert_eq!(m_shape, shape);
+    assert_eq!(m_sources, sources);
+    assert_eq!(m_indices, indices);
+    assert_eq!(m_config, config);
+    assert!(m_mel == mel, "merged values differ from the single-process run");
+    // Balanced by work: each shard got about a third of the inputs.
+    for k in 1..=3 {
+        let (_, s, ..) = stacked(&shared.join(format!("melkit-stacked.shard-{k}-of-3.h5")));
+        assert!((6..=10).contains(&s[0]), "shard {k}: {} rows", s[0]);
+    }
+}
+
+#[test]
+fn slurm_and_kubernetes_environments_choose_the_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 9);
+    let run = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args =
+            vec!["run", arg(&input), "-o", arg(out), "--format", "stacked-h5", "--verbose"];
+        args.extend_from_slice(extra);
+        melkit_with(&args, env)
+    };
+    let flag = dir.path().join("flag");
+    run(&flag, &["--shard", "2/3"], &[]);
+    let (.., want, _) = stacked(&flag.join("melkit-stacked.shard-2-of-3.h5"));
+    let slurm = dir.path().join("slurm");
+    let env = [
+        ("SLURM_ARRAY_TASK_ID", "5"),
+        ("SLURM_ARRAY_TASK_MIN", "4"),
+        ("SLURM_ARRAY_TASK_COUNT", "3"),
+    ];
+    let out = run(&slurm, &[], &env);
+    assert!(
+        text(&out.stderr).contains("shard 2/3 (from the Slurm array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT)) of 12 inputs"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stacked(&slurm.join("melkit-stacked.shard-2-of-3.h5")).3, want);
+    let k8s = dir.path().join("k8s");
+    let out = run(&k8s, &["--shards", "3"], &[("JOB_COMPLETION_INDEX", "1")]);
+    assert!(
+        text(&out.stderr)
+            .contains("shard 2/3 (from the Kubernetes Indexed Job (JOB_COMPLETION_INDEX))"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stacked(&k8s.join("melkit-stacked.shard-2-of-3.h5")).3, want);
+    let k8s_env = dir.path().join("k8s-env");
+    run(&k8s_env, &[], &[("JOB_COMPLETION_INDEX", "1"), ("MELKIT_SHARDS", "3")]);
+    assert_eq!(stacked(&k8s_env.join("melkit-stacked.shard-2-of-3.h5")).3, want);
+    let no_count = run(&dir.path().join("x"), &[], &[("JOB_COMPLETION_INDEX", "1")]);
+    assert_eq!(no_count.status.code(), Some(2));
+    assert!(
+        text(&no_count.stderr).contains(
+            "JOB_COMPLETION_INDEX is set but the number of shards is not: give --shards N"
+        )
+    );
+    // --shard wins over the environment.
+    let both = run(&dir.path().join("both"), &["--shard", "1/1"], &env);
+    assert!(text(&both.stderr).contains("shard 1/1 (from --shard)"), "{}", text(&both.stderr));
+}
+
+#[test]
+fn per_file_shards_share_an_output_folder_and_write_what_one_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 10);
+    let single = dir.path().join("single");
+    melkit(&["run", arg(&input), "-o", arg(&single), "--format", "npy", "-q"]);
+    let shared = dir.path().join("shared");
+    let children: Vec<_> = (1..=2)
+        .map(|k| {
+            spawn(
+                &[
+                    "run",
+                    arg(&input),
+                    "-o",
+                    arg(&shared),
+                    "--format",
+                    "npy",
+                    "--shard",
+                    &format!("{k}/2"),
+                    "-q",
+                ],
+                &[],
+            )
+        })
+        .collect();
+    for c in children {
+        c.wait_with_output().unwrap();
+    }
+    let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        common::tree(d)
+            .into_iter()
+            .filter(|f| f.ends_with(".npy"))
+            .map(|f| (f.clone(), std::fs::read(d.join(&f)).unwrap()))
+            .collect()
+    };
+    assert_eq!(files(&shared), files(&single));
+    for k in 1..=2 {
+        let manifest =
+            std::fs::read_to_string(shared.join(format!("melkit-manifest.shard-{k}-of-2.jsonl")))
+                .unwrap();
+        assert!(manifest.lines().count() >= 3, "{manifest}");
+    }
+}
+
+fn parts(out: &Path) -> usize {
+    std::fs::read_dir(out.join(".melkit-parts.shard-1-of-2"))
+        .map(|d| walk_npy(&d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>()))
+        .unwrap_or(0)
+}
+
+fn walk_npy(paths: &[PathBuf]) -> usize {
+    paths
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                walk_npy(
+                    &std::fs::read_dir(p)
+                        .unwrap()
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                usize::from(p.extension().is_some_and(|e| e == "npy"))
+            }
+        })
+        .sum()
+}
+
+/// The inputs the shard's manifest lists as written, line by line.
+fn written(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("melkit-manifest.shard-1-of-2.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["status"] == "ok")
+        .map(|v| v["input"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_killed_shard_resumes_without_redoing_finished_files_and_then_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 600);
+    let out = dir.path().join("out");
+    let args = [
+        "run",
+        arg(&input),
+        "-o",
+        arg(&out),
+        "--format",
+        "stacked-h5",
+        "--shard",
+        "1/2",
+        "--workers",
+        "1",
+    ];
+    let mut child = spawn(&args, &[]);
+    let started = Instant::now();
+    while parts(&out) < 30 {
+        assert!(child.try_wait().unwrap().is_none(), "the shard ended before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(60), "no parts appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!out.join("melkit-stacked.shard-1-of-2.h5").exists());
+    let before = written(&out);
+    assert!(before.len() >= 30 && before.len() < 300, "{}", before.len());
+    let resumed = melkit(&[&args[..], &["--resume"]].concat());
+    assert!(resumed.status.code().is_some_and(|c| c <= 1), "{}", text(&resumed.stderr));
+    let stdout = text(&resumed.stdout);
+    assert!(
+        stdout.contains(&format!("resumed: {} inputs already done were skipped", before.len())),
+        "{stdout}"
+    );
+    let after = written(&out);
+    let redone: Vec<_> = after[before.len()..].iter().filter(|i| before.contains(i)).collect();
+    assert_eq!(redone, Vec::<&String>::new(), "finished files were computed again");
+    let (_, shape, sources, ..) = stacked(&out.join("melkit-stacked.shard-1-of-2.h5"));
+    assert_eq!(shape[0], sources.len());
+    assert!(!out.join(".melkit-parts.shard-1-of-2").exists(), "parts are removed once stacked");
+    // The other shard, then the merge.
+    let other = melkit(&[
+        "run",
+        arg(&input),
+        "-o",
+        arg(&out),
+        "--format",
+        "stacked-h5",
+        "--shard",
+        "2/2",
+        "-q",
+    ]);
+    assert!(other.status.code().is_some_and(|c| c <= 1));
+    let merged = dir.path().join("merged.h5");
+    let merge = melkit(&["merge", arg(&out), "-o", arg(&merged)]);
+    assert_eq!(merge.status.code(), Some(0), "{}", text(&merge.stderr));
+    assert!(
+        text(&merge.stdout).starts_with("merged 600 rows from 2 shards"),
+        "{}",
+        text(&merge.stdout)
+    );
+}
+
+#[test]
+fn merge_refuses_other_configurations_and_missing_or_duplicated_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 6);
+    let shard = |k: u32, out: &Path, extra: &[&str]| {
+        let s = format!("{k}/2");
+        let mut args =
+            vec!["run", arg(&input), "-o", arg(out), "--format", "stacked-h5", "--shard", &s, "-q"];
+        args.extend_from_slice(extra);
+        melkit(&args);
+    };
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    shard(1, &a, &[]);
+    shard(2, &b, &[]);
+    shard(2, &c, &["--n-mels", "40"]);
+    let merged = dir.path().join("m.h5");
+    let other = melkit(&["merge", arg(&a), arg(&c), "-o", arg(&merged)]);
+    assert_eq!(other.status.code(), Some(1));
+    let e = text(&other.stderr);
+    assert!(
+        e.starts_with(
+            "error: the shards were computed with different configurations or splits:\n  "
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("melkit-stacked.shard-1-of-2.json: configuration ")
+            && e.contains(", shard 2 of 2 over 9 inputs"),
+        "{e}"
+    );
+    assert!(!merged.exists());
+    let missing = melkit(&["merge", arg(&a), "-o", arg(&merged)]);
+    assert_eq!(missing.status.code(), Some(1));
+    let e = text(&missing.stderr);
+    assert!(e.contains("cannot merge: 1 inputs missing, 0 in more than one shard (--allow-partial merges what there is):"), "{e}");
+    assert!(e.contains("  missing: every input of shard 2/2 (no output of it was given)"), "{e}");
+    let twice = melkit(&["merge", arg(&a), arg(&b), arg(&b), "-o", arg(&merged)]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(
+        text(&twice.stderr).contains("  duplicated: shard 2/2 is in both "),
+        "{}",
+        text(&twice.stderr)
+    );
+    let partial = melkit(&["merge", arg(&a), "--allow-partial", "-o", arg(&merged)]);
+    assert_eq!(partial.status.code(), Some(0), "{}", text(&partial.stderr));
+    assert!(
+        text(&partial.stdout).contains("missing: every input of shard 2/2"),
+        "{}",
+        text(&partial.stdout)
+    );
+    let rows = stacked(&merged).1[0];
+    assert_eq!(rows, stacked(&a.join("melkit-stacked.shard-1-of-2.h5")).1[0]);
+    let whole = melkit(&["merge", arg(&a), arg(&b), "-o", arg(&merged)]);
+    assert!(
+        text(&whole.stdout).starts_with("merged 6 rows from 2 shards"),
+        "{}",
+        text(&whole.stdout)
+    );
+    let nothing = melkit(&["merge", arg(&input), "-o", arg(&merged)]);
+    assert_eq!(nothing.status.code(), Some(2));
+    assert!(
+        text(&nothing.stderr).contains("holds no stacked melkit output (melkit-stacked*.json)")
+    );
+}
+
+#[test]
+fn stacked_output_needs_a_fixed_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 3);
+    let out = melkit(&[
+        "run",
+        arg(&input),
+        "-o",
+        arg(&dir.path().join("o")),
+        "--format",
+        "stacked-h5",
+        "--sample-length",
+        "full",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--format stacked-h5 needs sample_length set"),
+        "{}",
+        text(&out.stderr)
+    );
+}

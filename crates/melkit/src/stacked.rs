@@ -1,0 +1,248 @@
+//! Runs into one stacked HDF5 file (`--format stacked-h5`), whole or as one shard of a cluster
+//! job. Each input's tensor is first written as its own part (an NPY file, atomically, logged in
+//! the shard's manifest as it finishes), so a killed shard re-run with `--resume` redoes only
+//! what is missing; once every input is settled the parts are stacked, in input order, row by
+//! row into `melkit-stacked[.shard-K-of-N].h5` (renamed into place when complete), and removed.
+//! A descriptor (`melkit-stacked[...].json`), written first, records which inputs the shard owns
+//! so that `melkit merge` can tell a missing input from a failed one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
+use melkit_io::{Compression, OutputFormat, WriteError};
+use serde::{Deserialize, Serialize};
+
+use crate::discover::{Discovery, InputFile};
+use crate::error::Error;
+use crate::manifest;
+use crate::pipeline::{OutputOptions, Pipeline, Progress};
+use crate::report::RunReport;
+use crate::shard::{Shard, assign, estimate_work};
+
+/// The files a stacked run of one shard writes in its output folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// The stacked HDF5 file.
+    pub stacked: String,
+    /// The descriptor: the shard's inputs and configuration.
+    pub descriptor: String,
+    /// The manifest of the shard.
+    pub manifest: String,
+    /// The folder of the parts not yet stacked.
+    pub parts: String,
+}
+
+impl Names {
+    /// The names for `shard` (`melkit-stacked.h5` ... for a whole run).
+    pub fn of(shard: Shard) -> Self {
+        let tag = if shard.count <= 1 {
+            String::new()
+        } else {
+            format!(".shard-{}-of-{}", shard.index + 1, shard.count)
+        };
+        Names {
+            stacked: format!("melkit-stacked{tag}.h5"),
+            descriptor: format!("melkit-stacked{tag}.json"),
+            manifest: shard.manifest_name(),
+            parts: format!(".melkit-parts{tag}"),
+        }
+    }
+}
+
+/// One input a shard owns: its position in the whole run's input list, and its path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    /// Position in the run's input list (the row order of the stacked result).
+    pub index: u64,
+    /// The input, as given.
+    pub input: String,
+}
+
+/// What a shard records before it computes anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// This shard, from 0.
+    pub shard_index: usize,
+    /// Shards in all.
+    pub shard_count: usize,
+    /// Inputs of the whole run.
+    pub inputs_total: usize,
+    /// The configuration hash of the outputs.
+    pub config_hash: String,
+    /// The melkit that wrote it.
+    pub melkit_version: String,
+    /// The inputs of this shard.
+    pub inputs: Vec<Assigned>,
+}
+
+fn write_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::OutputDir { path: path.to_path_buf(), reason: e.to_string() }
+}
+
+impl Pipeline {
+    /// Processes this shard's share of `found` (every input of the whole run, in its order) into
+    /// one stacked HDF5 file in `out_dir`. `options.format` is ignored; the compression, `sync`,
+    /// `resume` and cache options apply.
+    ///
+    /// # Errors
+    /// `sample_length` unset (the rows must share a shape), or what stops any run; a file that
+    /// fails is reported and left out of the stack.
+    pub fn process_stacked(
+        &mut self,
+        found: Discovery,
+        shard: Shard,
+        out_dir: &Path,
+        options: &OutputOptions,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, Error> {
+        let Some(_) = self.config().sample_length else {
+            return Err(Error::Usage(
+                "--format stacked-h5 needs sample_length set, so that every file has the same \
+                 shape (it is \"full\" here)"
+                    .into(),
+            ));
+        };
+        let names = Names::of(shard);
+        let work: Vec<u64> = if shard.count > 1 {
+            found.files.iter().map(|f| estimate_work(&f.path)).collect()
+        } else {
+            vec![0; found.files.len()]
+        };
+        let shard_of = assign(&found.files, &work, shard.count);
+        let mine: Vec<(u64, InputFile)> = found
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| shard_of[*i] == shard.index)
+            .map(|(i, f)| (i as u64, f.clone()))
+            .collect();
+        let part_options = OutputOptions {
+            format: OutputFormat::Npy,
+            compression: Compression::None,
+            manifest: Some(out_dir.join(&names.manifest)),
+            ..options.clone()
+        };
+        let hash = manifest::config_hash(self.config(), &part_options);
+        let descriptor = Descriptor {
+            shard_index: shard.index,
+            shard_count: shard.count,
+            inputs_total: found.files.len(),
+            config_hash: hash.clone(),
+            melkit_version: crate::VERSION.into(),
+            inputs: mine
+                .iter()
+                .map(|(index, f)| Assigned { index: *index, input: f.path.display().to_string() })
+                .collect(),
+        };
+        let descriptor_path = out_dir.join(&names.descriptor);
+        let text =
+            serde_json::to_string_pretty(&descriptor).map_err(|e| write_error(out_dir, e))?;
+        std::fs::create_dir_all(out_dir).map_err(|e| write_error(out_dir, e))?;
+        write_atomically(&descriptor_path, text.as_bytes())
+            .map_err(|e| write_error(&descriptor_path, e))?;
+
+        // Rows of an earlier complete stack of the same configuration are kept by --resume.
+        let stacked_path = out_dir.join(&names.stacked);
+        let config_json = self.config().to_json().to_string();
+        let previous = options
+            .resume
+            .then(|| StackedReader::open(&stacked_path).ok())
+            .flatten()
+            .filter(|r| r.config_json == config_json);
+        let kept: HashMap<String, usize> = previous
+            .as_ref()
+            .map(|r| r.sources.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect())
+            .unwrap_or_default();
+        let todo: Vec<InputFile> = mine
+            .iter()
+            .filter(|(_, f)| !kept.contains_key(&f.path.display().to_string()))
+            .map(|(_, f)| f.clone())
+            .collect();
+        let kept_here = mine.len() - todo.len();
+        let failures = if shard.index == 0 { found.failures } else { Vec::new() };
+        let parts = out_dir.join(&names.parts);
+        let mut report = self.process_discovered(
+            Discovery { files: todo, failures },
+            &parts,
+            &part_options,
+            progress,
+        )?;
+        report.skipped += kept_here;
+
+        let done = manifest::done_in(&out_dir.join(&names.manifest), &hash);
+        let meta = StackedMeta {
+            config_json,
+            sample_rate: self.config().sample_rate,
+            melkit_version: crate::VERSION.into(),
+        };
+        let shape = self.plan().shape(self.plan().n_long(self.plan().fixed_len.unwrap_or(0)));
+        let compression = options.compression;
+        let dtype = self.config().dtype;
+        let (writer, temp) = melkit_io::atomic::temp_beside(&stacked_path, |p| {
+            StackedWriter::create(p, &meta, shape, compression, dtype)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| write_error(&stacked_path, e))?;
+        let mut writer = writer;
+        let mut values = Vec::new();
+        for (index, f) in &mine {
+            let source = f.path.display().to_string();
+            let row = if let Some(part) = done.get(&f.path) {
+                read_part(part, &mut values).map(|()| true)
+            } else if let (Some(r), Some(&i)) = (&previous, kept.get(&source)) {
+                r.row(i).map(|v| {
+                    values = v;
+                    true
+                })
+            } else {
+                Ok(false)
+            };
+            match row {
+                Ok(true) => writer.push(*index, &source, &values),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| write_error(&stacked_path, e))?;
+        }
+        let rows = writer.rows();
+        writer.close().map_err(|e| write_error(&stacked_path, e))?;
+        drop(previous);
+        melkit_io::atomic::commit(temp, &stacked_path, options.sync)
+            .map_err(|e| write_error(&stacked_path, e))?;
+        tracing::info!("stacked {rows} files into {}", stacked_path.display());
+        let _ = std::fs::remove_dir_all(&parts);
+        Ok(report)
+    }
+}
+
+/// Reads a part (an NPY file this run wrote) into `values`.
+fn read_part(path: &Path, values: &mut Vec<f32>) -> Result<(), WriteError> {
+    let t = melkit_io::read::read_output(path).map_err(WriteError::Npy)?;
+    *values = t.values;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    use std::io::Write;
+    let (mut file, temp) = melkit_io::atomic::temp_beside(path, melkit_io::atomic::create_new)?;
+    file.write_all(bytes)?;
+    drop(file);
+    melkit_io::atomic::commit(temp, path, false)
+}
+
+/// The descriptors (`melkit-stacked*.json`) in `dir`, sorted by name.
+pub fn descriptors_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("melkit-stacked") && n.ends_with(".json"))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
