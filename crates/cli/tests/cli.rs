@@ -75,16 +75,6 @@ fn golden_cases_through_hdf5_and_npy_files() {
     }
 }
 
-/// A Python interpreter with h5py and numpy, if there is one.
-fn python_with_h5py() -> Option<&'static str> {
-    ["python3", "/usr/bin/python3"].into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import h5py, numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 const PY_CHECK: &str = r#"
 import json, sys, zipfile
 import h5py, numpy as np

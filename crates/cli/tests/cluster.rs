@@ -117,11 +117,45 @@ fn shards_run_concurrently_and_merge_into_exactly_the_single_process_result() {
     assert_eq!(m_indices, indices);
     assert_eq!(m_config, config);
     assert!(m_mel == mel, "merged values differ from the single-process run");
+    read_back_in_h5py(&merged, &sources);
     // Balanced by work: each shard got about a third of the inputs.
     for k in 1..=3 {
         let (_, s, ..) = stacked(&shared.join(format!("melkit-stacked.shard-{k}-of-3.h5")));
         assert!((6..=10).contains(&s[0]), "shard {k}: {} rows", s[0]);
     }
+}
+
+const PY_STACKED: &str = r#"
+import json, sys
+import h5py, numpy as np
+path, golden = sys.argv[1:3]
+with h5py.File(path, "r") as f:
+    mel, source, index = f["mel"], f["source"].asstr()[()], f["index"][()]
+    tones = [i for i, s in enumerate(source) if s.endswith("clip_0000.wav")][0]
+    want = np.load(golden)
+    got = mel[tones]
+    print(json.dumps({
+        "shape": list(mel.shape), "maxshape": [m for m in mel.maxshape], "chunks": list(mel.chunks),
+        "axes": mel.attrs["axes"], "rows": len(source), "index": [int(i) for i in index],
+        "error": float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want))),
+    }))
+"#;
+
+/// The stacked file as h5py sees it: its layout, and the row of a golden input against librosa.
+fn read_back_in_h5py(path: &Path, sources: &[String]) {
+    let Some(python) = common::python_with_h5py() else {
+        eprintln!("skipping the h5py check: no Python with h5py and numpy");
+        return;
+    };
+    let golden = common::golden_dir().join("tones_4096_pcm16.npy");
+    let out = Command::new(python).args(["-c", PY_STACKED]).arg(path).arg(golden).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["shape"], serde_json::json!([sources.len(), 40, 2, 64, 17]));
+    assert_eq!(r["maxshape"], serde_json::json!([null, 40, 2, 64, 17]));
+    assert_eq!(r["chunks"], serde_json::json!([1, 40, 2, 64, 17]));
+    assert_eq!(r["axes"], "file,long_segment,short_segment,mel_bin,time_frame");
+    assert!(r["error"].as_f64().unwrap() <= 1e-5, "{r}");
 }
 
 #[test]

@@ -183,3 +183,13 @@ pub fn golden_cases_on(backend: &str) {
         assert_close_within(&name, a.as_slice().unwrap(), &want, &tolerance, 1e-4);
     }
 }
+
+/// A Python interpreter with h5py and numpy, if there is one.
+pub fn python_with_h5py() -> Option<&'static str> {
+    ["python3", "/usr/bin/python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import h5py, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
