@@ -444,3 +444,105 @@ fn stacked_output_needs_a_fixed_length() {
         text(&out.stderr)
     );
 }
+
+fn deploy(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy").join(file)
+}
+
+/// `PATH` with the melkit under test first.
+fn path_with_melkit() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_melkit")).parent().unwrap().display().to_string();
+    format!("{bin}:{}", std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn the_slurm_example_runs_each_array_task_and_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 7);
+    let out = dir.path().join("out");
+    let path = path_with_melkit();
+    for task in ["4", "5"] {
+        let env = [
+            ("SLURM_ARRAY_TASK_ID", task),
+            ("SLURM_ARRAY_TASK_MIN", "4"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_CPUS_PER_TASK", "1"),
+            ("PATH", path.as_str()),
+            ("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json"),
+        ];
+        let run = Command::new("bash")
+            .arg(deploy("slurm/melkit-array.sbatch"))
+            .args([arg(&input), arg(&out)])
+            .envs(env)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "task {task}: {}", text(&run.stderr));
+    }
+    let merged = dir.path().join("dataset.h5");
+    let merge = melkit(&["merge", arg(&out), "-o", arg(&merged)]);
+    assert!(
+        text(&merge.stdout).starts_with("merged 7 rows from 2 shards"),
+        "{}",
+        text(&merge.stderr)
+    );
+}
+
+/// The JSON flow sequence after `command:` on a line of the Kubernetes example.
+fn command_of(line: &str) -> Vec<String> {
+    let list = line.split_once("command:").unwrap().1.trim();
+    serde_json::from_str(list).unwrap()
+}
+
+#[test]
+fn the_kubernetes_example_runs_each_index_and_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    corpus(&data.join("audio"), 7);
+    let yaml = std::fs::read_to_string(deploy("k8s/melkit-indexed-job.yaml")).unwrap();
+    let field = |name: &str| -> String {
+        let line = yaml.lines().find(|l| l.trim_start().starts_with(name)).unwrap();
+        line.split_once(':')
+            .unwrap()
+            .1
+            .split('#')
+            .next()
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let completions: usize = field("completions:").parse().unwrap();
+    let shards = yaml.lines().skip_while(|l| !l.contains("name: MELKIT_SHARDS")).nth(1).unwrap();
+    assert_eq!(
+        shards.split('"').nth(1).unwrap(),
+        completions.to_string(),
+        "MELKIT_SHARDS = completions"
+    );
+    let on_data = |args: Vec<String>| -> Vec<String> {
+        args.into_iter().map(|a| a.replace("/data", arg(data))).collect()
+    };
+    let run_line =
+        yaml.lines().find(|l| l.trim_start().starts_with("command: [\"melkit\", \"run\"")).unwrap();
+    let run = on_data(command_of(run_line));
+    for index in 0..completions {
+        let env = [
+            ("JOB_COMPLETION_INDEX", index.to_string()),
+            ("MELKIT_SHARDS", completions.to_string()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = run[1..].iter().map(String::as_str).collect();
+        let out = melkit_with(&args, &env);
+        assert!(out.status.code().is_some_and(|c| c <= 1), "index {index}: {}", text(&out.stderr));
+    }
+    let merge_line = yaml.lines().find(|l| l.contains("command: [\"melkit\", \"merge\"")).unwrap();
+    let merge = on_data(command_of(merge_line));
+    let args: Vec<&str> = merge[1..].iter().map(String::as_str).collect();
+    let merged = melkit(&args);
+    assert!(
+        text(&merged.stdout).starts_with(&format!("merged 7 rows from {completions} shards")),
+        "{}{}",
+        text(&merged.stdout),
+        text(&merged.stderr)
+    );
+}
