@@ -169,7 +169,9 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
                 found.failures.clear(); // reported once, by the first shard
             }
         }
-        tracing::info!("shard {shard} (from {source}) of {total} inputs");
+        if !args.quiet {
+            eprintln!("shard {shard} (from {source}) of {total} inputs");
+        }
     }
     ignore_file_size_signal();
     let bar = progress::Bar::new(args.quiet);
