@@ -65,9 +65,9 @@ fn a_baseline_passes_an_honest_rerun_and_flags_a_planted_regression() {
     let _timing = timing();
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.json");
-    // Six copies of the examples: runs long enough (tens of ms) for timing to mean something.
+    // Twelve copies of the examples: runs long enough (about 80 ms) for timing to mean something.
     let ex = dir.path().join("corpus");
-    for copy in 0..6 {
+    for copy in 0..12 {
         for file in [
             "tones_4096.wav",
             "voice/glide_16000.wav",
@@ -109,7 +109,7 @@ fn a_baseline_passes_an_honest_rerun_and_flags_a_planted_regression() {
     assert_eq!(other.status.code(), Some(2));
     assert!(
         text(&other.stderr)
-            .contains("the baseline was measured on another corpus (1920 segments, this run 80)"),
+            .contains("the baseline was measured on another corpus (3840 segments, this run 80)"),
         "{}",
         text(&other.stderr)
     );

@@ -99,7 +99,7 @@ impl Baseline {
     }
 
     /// The stages (and `total`) of `current` slower than this baseline: a median more than
-    /// `threshold` above the baseline's, by more than the runs' own spread (see [`spread`]) and
+    /// `threshold` above the baseline's, by more than twice the runs' spread (see [`spread`]) and
     /// more than 5 % of the baseline's wall time (at least 2 ms), so that noise and
     /// stages too small to matter are not flagged.
     ///
@@ -127,7 +127,8 @@ impl Baseline {
             .into_iter()
             .filter_map(|(stage, base, now)| {
                 let (b, c) = (median(base), median(now));
-                let margin = (threshold * b).max(spread(base) + spread(now)) + floor;
+                // Runs in two processes scatter more than runs in one: twice both spreads.
+                let margin = (threshold * b).max(2.0 * (spread(base) + spread(now))) + floor;
                 (c > b + margin).then(|| Regression {
                     stage,
                     baseline: b,
