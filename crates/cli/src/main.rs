@@ -53,12 +53,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// The symphonia crates melkit decodes with (log targets).
+const SYMPHONIA: [&str; 15] = [
+    "symphonia_core",
+    "symphonia_metadata",
+    "symphonia_utils_xiph",
+    "symphonia_format_riff",
+    "symphonia_format_ogg",
+    "symphonia_format_isomp4",
+    "symphonia_format_caf",
+    "symphonia_format_mkv",
+    "symphonia_bundle_flac",
+    "symphonia_bundle_mp3",
+    "symphonia_codec_aac",
+    "symphonia_codec_adpcm",
+    "symphonia_codec_alac",
+    "symphonia_codec_pcm",
+    "symphonia_codec_vorbis",
+];
+
 pub(crate) fn init_logging(quiet: bool, verbose: bool, debug: bool) {
     let default = match (quiet, verbose, debug) {
         (_, _, true) => "debug",
         (_, true, _) => "melkit=info,melkit_cli=info",
         (true, _, _) => "error",
         _ => "warn",
+    };
+    // The decoders log their own view of a bad file, which melkit reports once, with its path
+    // and reason; their logs show with --debug.
+    let default = if debug {
+        default.to_string()
+    } else {
+        let quiet = SYMPHONIA.iter().map(|c| format!(",{c}=off")).collect::<String>();
+        format!("{default}{quiet}")
     };
     let filter = EnvFilter::try_from_env("MELKIT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -94,6 +94,9 @@ fn every_bad_file_fails_alone_with_its_reason() {
     ]);
     let stdout = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", text(&run.stderr));
+    // Each bad file is reported once, by melkit: no decoder's own log line besides.
+    let stderr = text(&run.stderr);
+    assert!(!stderr.contains("ERROR") && !stderr.contains("probe reach"), "{stderr}");
 
     let mut expected = vec![
         ("claims_4_gib.wav", "invalid audio: truncated: the WAV header says 4294967040 bytes of samples, the file holds 8192".to_string()),
