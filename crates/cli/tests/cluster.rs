@@ -546,3 +546,24 @@ fn the_kubernetes_example_runs_each_index_and_the_merge() {
         text(&merged.stderr)
     );
 }
+
+#[test]
+fn resuming_a_complete_stack_keeps_its_rows_whatever_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, 5);
+    let out = dir.path().join("out");
+    let args = ["run", arg(&input), "-o", arg(&out), "--format", "stacked-h5"];
+    melkit(&args);
+    let first = stacked(&out.join("melkit-stacked.h5"));
+    let again = melkit(&[&args[..], &["--resume", "--workers", "1"]].concat());
+    let stdout = text(&again.stdout);
+    assert!(stdout.contains("resumed: 5 inputs already done were skipped"), "{stdout}");
+    assert!(stdout.contains("0 written"), "{stdout}");
+    let second = stacked(&out.join("melkit-stacked.h5"));
+    assert!(first.0 == second.0 && first.2 == second.2 && first.3 == second.3);
+    // Another configuration recomputes every row.
+    let other = melkit(&[&args[..], &["--resume", "--n-mels", "40"]].concat());
+    assert!(text(&other.stdout).contains("5 written"), "{}", text(&other.stdout));
+    assert_eq!(stacked(&out.join("melkit-stacked.h5")).1, [5, 40, 2, 40, 17]);
+}

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use melkit_core::config::{KEYS, KeyGroup};
 use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
 use melkit_io::{Compression, OutputFormat, WriteError};
 use serde::{Deserialize, Serialize};
@@ -149,7 +150,7 @@ impl Pipeline {
             .resume
             .then(|| StackedReader::open(&stacked_path).ok())
             .flatten()
-            .filter(|r| r.config_json == config_json);
+            .filter(|r| same_numbers(&r.config_json, &config_json));
         let kept: HashMap<String, usize> = previous
             .as_ref()
             .map(|r| r.sources.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect())
@@ -216,6 +217,20 @@ impl Pipeline {
     }
 }
 
+/// Whether two configurations (as JSON) give the same numbers: equal but for the run-control
+/// keys (workers, batch sizes...), which change speed, never values.
+fn same_numbers(a: &str, b: &str) -> bool {
+    let numeric = |text: &str| -> Option<serde_json::Value> {
+        let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let map = v.as_object_mut()?;
+        for key in KEYS.iter().filter(|k| k.group == KeyGroup::Run) {
+            map.remove(key.name);
+        }
+        Some(v)
+    };
+    matches!((numeric(a), numeric(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Reads a part (an NPY file this run wrote) into `values`.
 fn read_part(path: &Path, values: &mut Vec<f32>) -> Result<(), WriteError> {
     let t = melkit_io::read::read_output(path).map_err(WriteError::Npy)?;
@@ -245,4 +260,22 @@ pub fn descriptors_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_control_keys_do_not_change_the_numbers() {
+        let mut a = melkit_core::Config::default();
+        let mut b = a.clone();
+        b.set("max_workers", "7").unwrap();
+        b.set("batch_size", "3").unwrap();
+        let json = |c: &melkit_core::Config| c.to_json().to_string();
+        assert!(same_numbers(&json(&a), &json(&b)));
+        a.set("n_mels", "40").unwrap();
+        assert!(!same_numbers(&json(&a), &json(&b)));
+        assert!(!same_numbers("not json", &json(&b)));
+    }
 }
