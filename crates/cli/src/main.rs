@@ -215,10 +215,7 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         other => usage(other),
     })?;
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the report {}", path.display()))
-            .map_err(|e| Failure(EXIT_FATAL, e))?;
+        tools::write_json("the report", path, &report.to_json())?;
     }
     if !args.quiet {
         println!("{report}");

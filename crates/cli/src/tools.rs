@@ -24,10 +24,15 @@ fn setup(common: &Common) -> Result<Config, Failure> {
     Ok(config)
 }
 
-fn write_json(path: &std::path::Path, value: &serde_json::Value) -> Result<(), Failure> {
+/// Writes `value` as pretty JSON to `path`, atomically; `what` names it in the error.
+pub(crate) fn write_json(
+    what: &str,
+    path: &std::path::Path,
+    value: &serde_json::Value,
+) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
-    melkit_profiler::write_atomically(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    melkit_io::atomic::write_file(path, text.as_bytes())
+        .with_context(|| format!("cannot write {what} {}", path.display()))
         .map_err(|e| Failure(EXIT_FATAL, e))
 }
 
@@ -94,7 +99,7 @@ pub fn profile(args: &ProfileArgs) -> Result<u8, Failure> {
         }
     }
     if let Some(path) = &args.json {
-        write_json(path, &json)?;
+        write_json("the profile", path, &json)?;
     }
     Ok(code)
 }
@@ -109,7 +114,7 @@ pub fn validate(args: &ValidateArgs) -> Result<u8, Failure> {
     let v = melkit_profiler::validate(&mut fast, &mut reference, &found, f16);
     println!("{v}");
     if let Some(path) = &args.json {
-        write_json(path, &v.to_json())?;
+        write_json("the validation", path, &v.to_json())?;
     }
     Ok(if v.passed() { EXIT_OK } else { EXIT_FILES_FAILED })
 }

@@ -36,6 +36,19 @@ pub fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(path)
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it (creating the folder), so that
+/// `path` holds either its old content or all of `bytes`.
+///
+/// # Errors
+/// The folder or the file cannot be written.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    use std::io::Write;
+    let (mut file, temp) = temp_beside(path, create_new)?;
+    file.write_all(bytes)?;
+    drop(file);
+    commit(temp, path, false)
+}
+
 /// Renames a complete temporary file over `path`; with `sync` its data reaches the disk first.
 ///
 /// # Errors

@@ -140,7 +140,7 @@ impl Pipeline {
         let text =
             serde_json::to_string_pretty(&descriptor).map_err(|e| write_error(out_dir, e))?;
         std::fs::create_dir_all(out_dir).map_err(|e| write_error(out_dir, e))?;
-        write_atomically(&descriptor_path, text.as_bytes())
+        melkit_io::atomic::write_file(&descriptor_path, text.as_bytes())
             .map_err(|e| write_error(&descriptor_path, e))?;
 
         // Rows of an earlier complete stack of the same configuration are kept by --resume.
@@ -236,15 +236,6 @@ fn read_part(path: &Path, values: &mut Vec<f32>) -> Result<(), WriteError> {
     let t = melkit_io::read::read_output(path).map_err(WriteError::Npy)?;
     *values = t.values;
     Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    use std::io::Write;
-    let (mut file, temp) = melkit_io::atomic::temp_beside(path, melkit_io::atomic::create_new)?;
-    file.write_all(bytes)?;
-    drop(file);
-    melkit_io::atomic::commit(temp, path, false)
 }
 
 /// The descriptors (`melkit-stacked*.json`) in `dir`, sorted by name.

@@ -95,7 +95,7 @@ impl Baseline {
     /// The file cannot be written.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
-        crate::write_atomically(path, text.as_bytes())
+        melkit_io::atomic::write_file(path, text.as_bytes()).map_err(std::io::Error::other)
     }
 
     /// The stages (and `total`) of `current` slower than this baseline: a median more than

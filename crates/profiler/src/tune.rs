@@ -162,7 +162,7 @@ impl TuneProfile {
     /// It cannot be written.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)? + "\n";
-        crate::write_atomically(path, text.as_bytes())
+        melkit_io::atomic::write_file(path, text.as_bytes()).map_err(std::io::Error::other)
     }
 
     /// Reads the profile at `path`: `Ok(None)` when there is none, `Err` (a message) when it
