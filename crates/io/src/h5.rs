@@ -15,8 +15,44 @@ use crate::output::{AXES, Compression, Dtype, TensorMeta};
 /// enough for the 1 MiB chunk cache readers have by default.
 const CHUNK_BYTES: usize = 512 * 1024;
 
-fn h5_error(e: hdf5::Error) -> WriteError {
+pub(crate) fn h5_error(e: hdf5::Error) -> WriteError {
     WriteError::Hdf5(e.to_string())
+}
+
+/// A builder for a dataset of `file` chunked as `chunk`, without timestamps (so that the same
+/// input gives the same bytes), with the filters of `compression`.
+pub(crate) fn dataset_builder<D: hdf5::Dimension>(
+    file: &hdf5::File,
+    chunk: D,
+    compression: Compression,
+) -> hdf5::DatasetBuilder {
+    let builder = file.new_dataset_builder().chunk(chunk).obj_track_times(false);
+    match compression {
+        // Unfiltered chunks go straight to the file: the chunk cache would only copy them.
+        Compression::None => builder.chunk_cache(0, 0, 1.0),
+        Compression::Deflate(level) => builder.shuffle().deflate(level),
+        Compression::Lzf => builder.shuffle().lzf(),
+    }
+}
+
+/// Writes the text attributes `text` (name, value) and `sample_rate` on `mel`.
+pub(crate) fn write_attributes(
+    mel: &hdf5::Dataset,
+    text: &[(&str, &str)],
+    sample_rate: u32,
+) -> Result<(), WriteError> {
+    for (name, value) in text {
+        let value: VarLenUnicode =
+            value.parse().map_err(|e| WriteError::Hdf5(format!("attribute {name}: {e}")))?;
+        mel.new_attr::<VarLenUnicode>()
+            .create(*name)
+            .and_then(|a| a.write_scalar(&value))
+            .map_err(h5_error)?;
+    }
+    mel.new_attr::<u32>()
+        .create("sample_rate")
+        .and_then(|a| a.write_scalar(&sample_rate))
+        .map_err(h5_error)
 }
 
 /// Creates a new HDF5 file, exclusively (never truncating one: ext4 flushes a truncated file to
@@ -56,41 +92,21 @@ impl H5Sink {
         dtype: Dtype,
     ) -> Result<Self, WriteError> {
         let element_bytes = if dtype == Dtype::F16 { 2 } else { 4 };
-        // Every value is written, so HDF5 need not write fill values first; no timestamps, so
-        // that the same input gives the same bytes.
-        let mut builder = file
-            .new_dataset_builder()
-            .chunk(chunk_shape(shape, element_bytes))
-            .fill_time(hdf5::plist::dataset_create::FillTime::Never)
-            .obj_track_times(false);
-        match compression {
-            // Unfiltered chunks go straight to the file: the chunk cache would only copy them.
-            Compression::None => builder = builder.chunk_cache(0, 0, 1.0),
-            Compression::Deflate(level) => builder = builder.shuffle().deflate(level),
-            Compression::Lzf => builder = builder.shuffle().lzf(),
-        }
+        // Every value is written, so HDF5 need not write fill values first.
+        let builder = dataset_builder(&file, chunk_shape(shape, element_bytes), compression)
+            .fill_time(hdf5::plist::dataset_create::FillTime::Never);
         let mel = match dtype {
             Dtype::F32 => builder.empty::<f32>().shape(shape).create("mel"),
             Dtype::F16 => builder.empty::<f16>().shape(shape).create("mel"),
         }
         .map_err(h5_error)?;
-        for (name, value) in [
+        let text = [
             ("axes", AXES),
             ("config", meta.config_json),
             ("source", meta.source),
             ("melkit_version", meta.melkit_version),
-        ] {
-            let value: VarLenUnicode =
-                value.parse().map_err(|e| WriteError::Hdf5(format!("attribute {name}: {e}")))?;
-            mel.new_attr::<VarLenUnicode>()
-                .create(name)
-                .and_then(|a| a.write_scalar(&value))
-                .map_err(h5_error)?;
-        }
-        mel.new_attr::<u32>()
-            .create("sample_rate")
-            .and_then(|a| a.write_scalar(&meta.sample_rate))
-            .map_err(h5_error)?;
+        ];
+        write_attributes(&mel, &text, meta.sample_rate)?;
         Ok(H5Sink { file, mel, shape, dtype })
     }
 

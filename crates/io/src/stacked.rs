@@ -10,14 +10,11 @@ use hdf5::types::VarLenUnicode;
 use ndarray::{ArrayView1, ArrayView5, s};
 
 use crate::error::WriteError;
+use crate::h5::{dataset_builder, h5_error, write_attributes};
 use crate::output::{Compression, Dtype};
 
 /// The axes of a stacked `mel` dataset.
 pub const STACKED_AXES: &str = "file,long_segment,short_segment,mel_bin,time_frame";
-
-fn h5_error(e: hdf5::Error) -> WriteError {
-    WriteError::Hdf5(e.to_string())
-}
 
 /// What a stacked file records beside its rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,15 +52,8 @@ impl StackedWriter {
     ) -> Result<Self, WriteError> {
         let file = crate::h5::create_file(path)?;
         let [l, sh, m, t] = shape;
-        let mut builder = file
-            .new_dataset_builder()
-            .chunk([1, l.max(1), sh.max(1), m.max(1), t.max(1)])
-            .obj_track_times(false);
-        match compression {
-            Compression::None => {}
-            Compression::Deflate(level) => builder = builder.shuffle().deflate(level),
-            Compression::Lzf => builder = builder.shuffle().lzf(),
-        }
+        let chunk = [1, l.max(1), sh.max(1), m.max(1), t.max(1)];
+        let builder = dataset_builder(&file, chunk, compression);
         let extents = (0.., l, sh, m, t);
         let mel = match dtype {
             Dtype::F32 => builder.empty::<f32>().shape(extents).create("mel"),
@@ -74,22 +64,12 @@ impl StackedWriter {
         let source =
             rows().empty::<VarLenUnicode>().shape(0..).create("source").map_err(h5_error)?;
         let index = rows().empty::<u64>().shape(0..).create("index").map_err(h5_error)?;
-        for (name, value) in [
+        let text = [
             ("axes", STACKED_AXES),
             ("config", meta.config_json.as_str()),
             ("melkit_version", meta.melkit_version.as_str()),
-        ] {
-            let value: VarLenUnicode =
-                value.parse().map_err(|e| WriteError::Hdf5(format!("attribute {name}: {e}")))?;
-            mel.new_attr::<VarLenUnicode>()
-                .create(name)
-                .and_then(|a| a.write_scalar(&value))
-                .map_err(h5_error)?;
-        }
-        mel.new_attr::<u32>()
-            .create("sample_rate")
-            .and_then(|a| a.write_scalar(&meta.sample_rate))
-            .map_err(h5_error)?;
+        ];
+        write_attributes(&mel, &text, meta.sample_rate)?;
         Ok(StackedWriter { file, mel, source, index, shape, dtype, rows: 0 })
     }
 
