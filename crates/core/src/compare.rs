@@ -63,6 +63,17 @@ pub enum Precision {
     Gpu,
 }
 
+impl Precision {
+    /// The precision SPEC §2 holds a backend to, by its name (`--backend`): GPU for wgpu and
+    /// CUDA, CPU for the others.
+    pub fn of_backend(name: &str) -> Self {
+        match name {
+            "wgpu" | "cuda" => Precision::Gpu,
+            _ => Precision::Cpu,
+        }
+    }
+}
+
 /// A tolerance: a class and the precision of the backend being checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tolerance {
@@ -118,5 +129,9 @@ mod tests {
         assert!(gpu.passes(&report));
         let resampled = Tolerance { class: ToleranceClass::Resampled, precision: Precision::Cpu };
         assert!(resampled.passes(&ErrorReport { max_rel: 1.0, rel_l2: 9e-4 }));
+        assert_eq!(Precision::of_backend("cuda"), Precision::Gpu);
+        assert_eq!(Precision::of_backend("wgpu"), Precision::Gpu);
+        assert_eq!(Precision::of_backend("cpu"), Precision::Cpu);
+        assert_eq!(Precision::of_backend("reference"), Precision::Cpu);
     }
 }

@@ -77,10 +77,7 @@ impl Verified {
         fallback: Option<Box<dyn Backend>>,
         seed: u64,
     ) -> Result<Self, BackendError> {
-        let precision = match inner.name() {
-            "cuda" | "wgpu" => Precision::Gpu,
-            _ => Precision::Cpu,
-        };
+        let precision = Precision::of_backend(inner.name());
         // Values below `amin` are below the dB floor: no error relative to them means anything.
         let floor = if config.power == 1.0 { config.amin.sqrt() } else { config.amin } as f32;
         Ok(Verified {

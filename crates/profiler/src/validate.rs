@@ -92,10 +92,7 @@ pub fn validate(
     found: &Discovery,
     f16: bool,
 ) -> Validation {
-    let precision = match fast.backend_name() {
-        "wgpu" | "cuda" => Precision::Gpu,
-        _ => Precision::Cpu,
-    };
+    let precision = Precision::of_backend(fast.backend_name());
     let rate = reference.config().sample_rate;
     let mut files: Vec<FileCheck> = found
         .failures

@@ -111,10 +111,7 @@ pub fn case_in(dir: &std::path::Path, name: &str) -> Case {
 /// Runs every case through `Pipeline::process_file` on `kind` and fails naming the cases out
 /// of tolerance (`what` names the set in the message).
 pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
-    let precision = match kind {
-        melkit::BackendKind::Wgpu | melkit::BackendKind::Cuda => Precision::Gpu,
-        _ => Precision::Cpu,
-    };
+    let precision = Precision::of_backend(kind.name());
     let mut failed = Vec::new();
     for case in cases {
         let mut pipeline = match melkit::Pipeline::new(case.config.clone(), kind) {
