@@ -15,6 +15,7 @@ use clap::Parser;
 use melkit::{BackendKind, Config, Error, OutputOptions, Pipeline};
 use tracing_subscriber::EnvFilter;
 
+use melkit::discover::Discovery;
 use melkit::shard::Shard;
 
 use crate::args::{Cli, Commands, ConfigFlags, RunArgs, RunFormat};
@@ -190,11 +191,9 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     if let Some((shard, source)) = &shard {
         let (shard, total) = (*shard, found.files.len());
         if args.format != RunFormat::Stacked {
-            found.files = melkit::shard::select(found.files, shard);
+            let (mine, failures) = melkit::shard::split(found, shard);
+            found = Discovery { files: mine.into_iter().map(|(_, f)| f).collect(), failures };
             options.manifest = Some(args.output.join(shard.manifest_name()));
-            if shard.index > 0 {
-                found.failures.clear(); // reported once, by the first shard
-            }
         }
         if !args.quiet {
             eprintln!("shard {shard} (from {source}) of {total} inputs");

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::discover::InputFile;
+use crate::discover::{Discovery, InputFile};
+use crate::error::FileError;
 
 /// One shard of `count`: `index` is 0-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,11 +155,26 @@ pub fn assign(files: &[InputFile], work: &[u64], count: usize) -> Vec<usize> {
     shard_of
 }
 
-/// Keeps the files of `shard` (in their listed order).
-pub fn select(files: Vec<InputFile>, shard: Shard) -> Vec<InputFile> {
-    let work: Vec<u64> = files.iter().map(|f| estimate_work(&f.path)).collect();
-    let shard_of = assign(&files, &work, shard.count);
-    files.into_iter().zip(shard_of).filter(|(_, s)| *s == shard.index).map(|(f, _)| f).collect()
+/// This shard's part of what the whole run found: its files, each with its position in the
+/// whole list, in that order (balanced by [`estimate_work`]; no header is read for a single
+/// shard); and the failures of the search, which the first shard alone reports.
+pub fn split(found: Discovery, shard: Shard) -> (Vec<(u64, InputFile)>, Vec<FileError>) {
+    let shard_of = if shard.count <= 1 {
+        vec![0; found.files.len()]
+    } else {
+        let work: Vec<u64> = found.files.iter().map(|f| estimate_work(&f.path)).collect();
+        assign(&found.files, &work, shard.count)
+    };
+    let files = found
+        .files
+        .into_iter()
+        .enumerate()
+        .zip(shard_of)
+        .filter(|(_, s)| *s == shard.index)
+        .map(|((i, f), _)| (i as u64, f))
+        .collect();
+    let failures = if shard.index == 0 { found.failures } else { Vec::new() };
+    (files, failures)
 }
 
 #[cfg(test)]

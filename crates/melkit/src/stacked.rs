@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::manifest;
 use crate::pipeline::{OutputOptions, Pipeline, Progress};
 use crate::report::RunReport;
-use crate::shard::{Shard, assign, estimate_work};
+use crate::shard::{Shard, split};
 
 /// The files a stacked run of one shard writes in its output folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,19 +105,8 @@ impl Pipeline {
             ));
         };
         let names = Names::of(shard);
-        let work: Vec<u64> = if shard.count > 1 {
-            found.files.iter().map(|f| estimate_work(&f.path)).collect()
-        } else {
-            vec![0; found.files.len()]
-        };
-        let shard_of = assign(&found.files, &work, shard.count);
-        let mine: Vec<(u64, InputFile)> = found
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| shard_of[*i] == shard.index)
-            .map(|(i, f)| (i as u64, f.clone()))
-            .collect();
+        let inputs_total = found.files.len();
+        let (mine, failures) = split(found, shard);
         let part_options = OutputOptions {
             format: OutputFormat::Npy,
             compression: Compression::None,
@@ -128,7 +117,7 @@ impl Pipeline {
         let descriptor = Descriptor {
             shard_index: shard.index,
             shard_count: shard.count,
-            inputs_total: found.files.len(),
+            inputs_total,
             config_hash: hash.clone(),
             melkit_version: crate::VERSION.into(),
             inputs: mine
@@ -161,7 +150,6 @@ impl Pipeline {
             .map(|(_, f)| f.clone())
             .collect();
         let kept_here = mine.len() - todo.len();
-        let failures = if shard.index == 0 { found.failures } else { Vec::new() };
         let parts = out_dir.join(&names.parts);
         let mut report = self.process_discovered(
             Discovery { files: todo, failures },
