@@ -157,17 +157,13 @@ pub fn tune(args: &TuneArgs) -> Result<u8, Failure> {
 
 /// `melkit show`.
 pub fn show(args: &ShowArgs) -> Result<u8, Failure> {
-    let tensor = melkit_io_read(&args.file)?;
+    let tensor = melkit_io::read::read_output(&args.file).map_err(|e| usage(anyhow::anyhow!(e)))?;
     let png = args.png.clone().unwrap_or_else(|| args.file.with_extension("png"));
     let title = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let layout = melkit_profiler::show::render(&tensor, &title, &png, args.max_long)
         .map_err(|e| Failure(EXIT_FATAL, anyhow::anyhow!(e)))?;
     println!("{} ({}×{} pixels)", png.display(), layout.size.0, layout.size.1);
     Ok(EXIT_OK)
-}
-
-fn melkit_io_read(path: &std::path::Path) -> Result<melkit_profiler::show::StoredTensor, Failure> {
-    melkit_profiler::show::read(path).map_err(|e| usage(anyhow::anyhow!(e)))
 }
 
 /// What the canary of `--verify-fraction` saw, shared while the run goes on.

@@ -5,14 +5,6 @@
 use std::path::Path;
 
 pub use melkit_io::read::StoredTensor;
-
-/// Reads a tensor written by melkit (`.h5`, `.npy`, `.npz`).
-///
-/// # Errors
-/// A message naming the file and why it cannot be read.
-pub fn read(path: &Path) -> Result<StoredTensor, String> {
-    melkit_io::read::read_output(path)
-}
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 

@@ -192,7 +192,7 @@ fn show_draws_each_value_in_its_place_on_the_colour_scale() {
     melkit_io::npy::write_values(&mut bytes, &values, melkit_io::Dtype::F32, &mut Vec::new())
         .unwrap();
     std::fs::write(&path, bytes).unwrap();
-    let tensor = melkit_profiler::show::read(&path).unwrap();
+    let tensor = melkit_io::read::read_output(&path).unwrap();
     let png = dir.path().join("t.png");
     let layout = melkit_profiler::show::render(&tensor, "t", &png, 64).unwrap();
     let image = image::open(&png).unwrap().to_rgb8();
