@@ -6,9 +6,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{copy_golden, melkit, melkit_with, text};
+use common::{command, copy_golden, kill_when, melkit, melkit_with, text};
 
 const CASES: [&str; 3] = ["tones_4096_pcm16", "chirp_4096_f32_short", "bursts_16000_pcm16"];
 
@@ -24,6 +23,14 @@ fn corpus(root: &Path, n: usize) {
     std::fs::write(root.join("d1/not_audio.wav"), b"this is text, not audio").unwrap();
     let good = std::fs::read(root.join("d2/clip_0002.wav")).unwrap();
     std::fs::write(root.join("d3/truncated.wav"), &good[..60]).unwrap();
+}
+
+/// A temporary folder holding [`corpus`] in `in/`.
+fn temp_corpus(n: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    corpus(&input, n);
+    (dir, input)
 }
 
 fn arg(p: &Path) -> &str {
@@ -46,22 +53,13 @@ fn stacked(path: &Path) -> (Vec<f32>, Vec<usize>, Vec<String>, Vec<u64>, String)
     )
 }
 
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_melkit"))
-        .env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json")
-        .envs(env.iter().copied())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(args: &[&str]) -> std::process::Child {
+    command().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 #[test]
 fn shards_run_concurrently_and_merge_into_exactly_the_single_process_result() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 24);
+    let (dir, input) = temp_corpus(24);
     let single = dir.path().join("single");
     let run = melkit(&["run", arg(&input), "-o", arg(&single), "--format", "stacked-h5", "-q"]);
     assert_eq!(run.status.code(), Some(1), "three bad files fail: {}", text(&run.stderr));
@@ -77,20 +75,17 @@ fn shards_run_concurrently_and_merge_into_exactly_the_single_process_result() {
     let children: Vec<_> = (1..=3)
         .map(|k| {
             let shard = format!("{k}/3");
-            spawn(
-                &[
-                    "run",
-                    arg(&input),
-                    "-o",
-                    arg(&shared),
-                    "--format",
-                    "stacked-h5",
-                    "--shard",
-                    &shard,
-                    "-q",
-                ],
-                &[],
-            )
+            spawn(&[
+                "run",
+                arg(&input),
+                "-o",
+                arg(&shared),
+                "--format",
+                "stacked-h5",
+                "--shard",
+                &shard,
+                "-q",
+            ])
         })
         .collect();
     let mut failed_lines = 0;
@@ -160,9 +155,7 @@ fn read_back_in_h5py(path: &Path, sources: &[String]) {
 
 #[test]
 fn slurm_and_kubernetes_environments_choose_the_shard() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 9);
+    let (dir, input) = temp_corpus(9);
     let run = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
         let mut args =
             vec!["run", arg(&input), "-o", arg(out), "--format", "stacked-h5", "--verbose"];
@@ -211,28 +204,23 @@ fn slurm_and_kubernetes_environments_choose_the_shard() {
 
 #[test]
 fn per_file_shards_share_an_output_folder_and_write_what_one_run_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 10);
+    let (dir, input) = temp_corpus(10);
     let single = dir.path().join("single");
     melkit(&["run", arg(&input), "-o", arg(&single), "--format", "npy", "-q"]);
     let shared = dir.path().join("shared");
     let children: Vec<_> = (1..=2)
         .map(|k| {
-            spawn(
-                &[
-                    "run",
-                    arg(&input),
-                    "-o",
-                    arg(&shared),
-                    "--format",
-                    "npy",
-                    "--shard",
-                    &format!("{k}/2"),
-                    "-q",
-                ],
-                &[],
-            )
+            spawn(&[
+                "run",
+                arg(&input),
+                "-o",
+                arg(&shared),
+                "--format",
+                "npy",
+                "--shard",
+                &format!("{k}/2"),
+                "-q",
+            ])
         })
         .collect();
     for c in children {
@@ -292,9 +280,7 @@ fn written(out: &Path) -> Vec<String> {
 
 #[test]
 fn a_killed_shard_resumes_without_redoing_finished_files_and_then_merges() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 600);
+    let (dir, input) = temp_corpus(600);
     let out = dir.path().join("out");
     let args = [
         "run",
@@ -308,15 +294,8 @@ fn a_killed_shard_resumes_without_redoing_finished_files_and_then_merges() {
         "--workers",
         "1",
     ];
-    let mut child = spawn(&args, &[]);
-    let started = Instant::now();
-    while parts(&out) < 30 {
-        assert!(child.try_wait().unwrap().is_none(), "the shard ended before it could be killed");
-        assert!(started.elapsed() < Duration::from_secs(60), "no parts appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let mut child = spawn(&args);
+    kill_when(&mut child, || parts(&out) >= 30);
     assert!(!out.join("melkit-stacked.shard-1-of-2.h5").exists());
     let before = written(&out);
     assert!(before.len() >= 30 && before.len() < 300, "{}", before.len());
@@ -358,9 +337,7 @@ fn a_killed_shard_resumes_without_redoing_finished_files_and_then_merges() {
 
 #[test]
 fn merge_refuses_other_configurations_and_missing_or_duplicated_inputs() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 6);
+    let (dir, input) = temp_corpus(6);
     let shard = |k: u32, out: &Path, extra: &[&str]| {
         let s = format!("{k}/2");
         let mut args =
@@ -424,9 +401,7 @@ fn merge_refuses_other_configurations_and_missing_or_duplicated_inputs() {
 
 #[test]
 fn stacked_output_needs_a_fixed_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 3);
+    let (dir, input) = temp_corpus(3);
     let out = melkit(&[
         "run",
         arg(&input),
@@ -457,9 +432,7 @@ fn path_with_melkit() -> String {
 
 #[test]
 fn the_slurm_example_runs_each_array_task_and_the_merge() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 7);
+    let (dir, input) = temp_corpus(7);
     let out = dir.path().join("out");
     let path = path_with_melkit();
     for task in ["4", "5"] {
@@ -549,9 +522,7 @@ fn the_kubernetes_example_runs_each_index_and_the_merge() {
 
 #[test]
 fn resuming_a_complete_stack_keeps_its_rows_whatever_the_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 5);
+    let (dir, input) = temp_corpus(5);
     let out = dir.path().join("out");
     let args = ["run", arg(&input), "-o", arg(&out), "--format", "stacked-h5"];
     melkit(&args);

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 fn cuda_present() -> bool {
@@ -23,7 +21,7 @@ fn without_a_device_cuda_is_a_clear_error_and_auto_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let input = golden_dir().join("tiny_4096_pcm16_full.wav");
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+    let run = command()
         .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "cuda"])
         .output()
         .unwrap();
@@ -31,7 +29,7 @@ fn without_a_device_cuda_is_a_clear_error_and_auto_goes_on() {
     let stderr = text(&run.stderr);
     assert!(stderr.contains("error: backend cuda is unavailable: no CUDA device: "), "{stderr}");
     assert!(!out.exists());
-    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+    let run = command()
         .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--format", "npy"])
         .output()
         .unwrap();

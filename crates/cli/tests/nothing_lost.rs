@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -45,20 +44,13 @@ fn a_killed_run_leaves_no_partial_output_and_resume_completes_it_identically() {
 
     // Kill a run in the middle.
     let out = dir.path().join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_melkit"))
+    let mut child = command()
         .args(run_args(&input, &out, &["--workers", "1", "--quiet"]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while count_outputs(&out) < 60 {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        assert!(started.elapsed() < Duration::from_secs(60), "no outputs appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_when(&mut child, || count_outputs(&out) >= 60);
     let partial = contents(&out);
     assert!(partial.len() >= 60 && partial.len() < 900, "{} outputs", partial.len());
     let by_name: std::collections::HashMap<_, _> = expected.iter().cloned().collect();

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// What `melkit info` says of the adapters: `None` when wgpu has none, else whether one of
@@ -46,7 +44,7 @@ fn no_vulkan_driver_is_a_clear_no_gpu_adapter_error() {
     let dir = tempfile::tempdir().unwrap();
     let input = golden_dir().join("tiny_4096_pcm16_full.wav");
     let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+    let run = command()
         .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--backend", "wgpu"])
         .env("VK_ICD_FILENAMES", dir.path().join("no-such-driver.json"))
         .env("VK_DRIVER_FILES", dir.path().join("no-such-driver.json"))
@@ -60,7 +58,7 @@ fn no_vulkan_driver_is_a_clear_no_gpu_adapter_error() {
     );
     assert!(!out.exists());
     // auto falls back to the CPU backend.
-    let run = Command::new(env!("CARGO_BIN_EXE_melkit"))
+    let run = command()
         .args(["run", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .env("VK_ICD_FILENAMES", dir.path().join("no-such-driver.json"))
         .env("VK_DRIVER_FILES", dir.path().join("no-such-driver.json"))

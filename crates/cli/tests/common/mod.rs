@@ -16,16 +16,40 @@ pub fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden")
 }
 
-/// Runs `melkit args`, with no tuning profile (a machine's own must not change the tests).
+/// A tuning profile that does not exist: a machine's own must not change the tests.
+pub const NO_TUNE_PROFILE: &str = "/nonexistent/melkit-tests/tune.json";
+
+/// The `melkit` under test, without a tuning profile.
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_melkit"));
+    command.env("MELKIT_TUNE_PROFILE", NO_TUNE_PROFILE);
+    command
+}
+
+/// Runs `melkit args`.
 pub fn melkit(args: &[&str]) -> Output {
     melkit_with(args, &[])
 }
 
 /// Runs `melkit args` with extra environment variables.
 pub fn melkit_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_melkit"));
-    command.env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json");
-    command.envs(env.iter().copied()).args(args).output().expect("run melkit")
+    command().envs(env.iter().copied()).args(args).output().expect("run melkit")
+}
+
+/// Kills `child` (SIGKILL) as soon as `reached()` holds; fails if it ends first, or if nothing
+/// is reached within a minute.
+pub fn kill_when(child: &mut std::process::Child, reached: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !reached() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "nothing appeared in a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// The bundled example audio.
@@ -125,7 +149,7 @@ pub fn melkit_unprivileged(args: &[&str]) -> std::process::Output {
     } else {
         Command::new(env!("CARGO_BIN_EXE_melkit"))
     };
-    command.env("MELKIT_TUNE_PROFILE", "/nonexistent/melkit-tests/tune.json");
+    command.env("MELKIT_TUNE_PROFILE", NO_TUNE_PROFILE);
     command.args(args).output().expect("run melkit")
 }
 
