@@ -231,3 +231,32 @@ pub fn quiet_lavapipe() {
         }
     });
 }
+
+/// A backend whose values are all off by the factor `1 + error`: a broken kernel, for tests of
+/// what catches one.
+pub struct Perturbed {
+    /// The backend whose values are perturbed.
+    pub inner: Box<dyn Backend>,
+    /// The relative error added to every value.
+    pub error: f32,
+}
+
+impl Backend for Perturbed {
+    fn name(&self) -> &'static str {
+        "perturbed"
+    }
+
+    fn plan(&self) -> &crate::plan::SegmentPlan {
+        self.inner.plan()
+    }
+
+    fn compute(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<crate::backend::StepTimings, BackendError> {
+        let steps = self.inner.compute(batch, out)?;
+        out.iter_mut().for_each(|v| *v *= 1.0 + self.error);
+        Ok(steps)
+    }
+}

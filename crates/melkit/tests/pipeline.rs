@@ -182,54 +182,6 @@ fn gpu_batch_size_sets_the_batch_of_a_gpu_backend_only() {
     }
 }
 
-/// The CPU backend keeping one batch in flight between calls, as a device backend does, and
-/// counting the batches it was given while it held another.
-struct Streaming {
-    inner: Box<dyn melkit::Backend>,
-    held: Option<melkit::Job>,
-    /// Batches given back, and batches submitted while another was held.
-    counts: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>,
-}
-
-impl Streaming {
-    fn run(&mut self, mut job: melkit::Job) -> melkit::Done {
-        job.out.resize(job.batch.output_len(self.inner.plan()), 0.0);
-        // A slow device: the next files are decoded meanwhile, so a batch waits for the pipeline.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let result = self.inner.compute(&job.batch, &mut job.out);
-        self.counts[0].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        (job, result)
-    }
-}
-
-impl melkit::Backend for Streaming {
-    fn name(&self) -> &'static str {
-        "streaming"
-    }
-    fn plan(&self) -> &melkit::SegmentPlan {
-        self.inner.plan()
-    }
-    fn on_device(&self) -> bool {
-        true
-    }
-    fn compute(
-        &mut self,
-        batch: &melkit::SignalBatch,
-        out: &mut [f32],
-    ) -> Result<melkit::StepTimings, melkit::BackendError> {
-        self.inner.compute(batch, out)
-    }
-    fn submit(&mut self, job: melkit::Job) -> Option<melkit::Done> {
-        let previous = self.held.replace(job)?;
-        self.counts[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Some(self.run(previous))
-    }
-    fn flush(&mut self) -> Option<melkit::Done> {
-        let job = self.held.take()?;
-        Some(self.run(job))
-    }
-}
-
 #[test]
 fn a_backend_that_keeps_batches_in_flight_gets_every_batch_back_in_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -237,12 +189,10 @@ fn a_backend_that_keeps_batches_in_flight_gets_every_batch_back_in_place() {
     let options = OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() };
     // One file per batch, two runs through one pipeline.
     let c = config(&[("gpu_batch_size", "1")]);
-    let counts = std::sync::Arc::new([0, 0].map(std::sync::atomic::AtomicUsize::new));
-    let streaming = Streaming {
-        inner: melkit::create_backend(BackendKind::Cpu, &c).unwrap(),
-        held: None,
-        counts: counts.clone(),
-    };
+    // A slow device: the next files are decoded meanwhile, so a batch waits for the pipeline.
+    let cpu = melkit::create_backend(BackendKind::Cpu, &c).unwrap();
+    let streaming = common::Streaming::new(cpu, std::time::Duration::from_millis(20));
+    let counts = streaming.counts();
     let mut pipeline = Pipeline::with_backend(c.clone(), Box::new(streaming)).unwrap();
     let mut cpu = Pipeline::new(c, BackendKind::Cpu).unwrap();
     let want = cpu.process_paths(&[dir.path().join("in")], &dir.path().join("cpu"), &options);

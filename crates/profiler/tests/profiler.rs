@@ -8,9 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Perturbed, Throttled, config, corpus, cpu};
+use common::{Throttled, config, corpus, cpu};
 use melkit::discover::discover;
 use melkit::{Backend, BackendKind, Config, OutputFormat, OutputOptions, Pipeline};
+use melkit_core::testing::Perturbed;
 use melkit_profiler::{Profile, ProfileOptions, profile};
 
 /// Timing tests run one at a time: tests sharing the machine's two cores would otherwise time

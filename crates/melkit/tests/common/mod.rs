@@ -137,3 +137,62 @@ pub fn check_all(cases: &[Case], kind: melkit::BackendKind, what: &str) {
     }
     assert!(failed.is_empty(), "{kind}: {what} cases out of tolerance: {failed:?}");
 }
+
+/// A backend keeping one batch in flight between calls, as a device backend does, after a
+/// `delay` a batch; it counts the batches it gave back and those it was given while it held
+/// another.
+pub struct Streaming {
+    inner: Box<dyn melkit::Backend>,
+    held: Option<melkit::Job>,
+    delay: std::time::Duration,
+    counts: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>,
+}
+
+impl Streaming {
+    /// `inner`, streamed.
+    pub fn new(inner: Box<dyn melkit::Backend>, delay: std::time::Duration) -> Self {
+        let counts = std::sync::Arc::new([0, 0].map(std::sync::atomic::AtomicUsize::new));
+        Streaming { inner, held: None, delay, counts }
+    }
+
+    /// Batches given back, and batches submitted while another was held.
+    pub fn counts(&self) -> std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]> {
+        self.counts.clone()
+    }
+
+    fn run(&mut self, mut job: melkit::Job) -> melkit::Done {
+        job.out.resize(job.batch.output_len(self.inner.plan()), 0.0);
+        std::thread::sleep(self.delay);
+        let result = self.inner.compute(&job.batch, &mut job.out);
+        self.counts[0].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (job, result)
+    }
+}
+
+impl melkit::Backend for Streaming {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn plan(&self) -> &melkit::SegmentPlan {
+        self.inner.plan()
+    }
+    fn on_device(&self) -> bool {
+        true
+    }
+    fn compute(
+        &mut self,
+        batch: &melkit::SignalBatch,
+        out: &mut [f32],
+    ) -> Result<melkit::StepTimings, melkit::BackendError> {
+        self.inner.compute(batch, out)
+    }
+    fn submit(&mut self, job: melkit::Job) -> Option<melkit::Done> {
+        let previous = self.held.replace(job)?;
+        self.counts[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(self.run(previous))
+    }
+    fn flush(&mut self) -> Option<melkit::Done> {
+        let job = self.held.take()?;
+        Some(self.run(job))
+    }
+}

@@ -1,5 +1,5 @@
-//! Helpers of the profiler tests: corpora of tones, and backends with a planted fault (slow or
-//! wrong) to wrap around a real one.
+//! Helpers of the profiler tests: corpora of tones, and a backend with a planted slow compute
+//! stage to wrap around a real one (a wrong one is `melkit_core::testing::Perturbed`).
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -62,32 +62,6 @@ impl Backend for Throttled {
         std::thread::sleep(self.delay);
         let mut steps = self.inner.compute(batch, out)?;
         steps.add("throttle", self.delay);
-        Ok(steps)
-    }
-}
-
-/// A backend whose values are all off by the factor `1 + error`: a broken kernel.
-pub struct Perturbed {
-    pub inner: Box<dyn Backend>,
-    pub error: f32,
-}
-
-impl Backend for Perturbed {
-    fn name(&self) -> &'static str {
-        "perturbed"
-    }
-
-    fn plan(&self) -> &SegmentPlan {
-        self.inner.plan()
-    }
-
-    fn compute(
-        &mut self,
-        batch: &SignalBatch,
-        out: &mut [f32],
-    ) -> Result<StepTimings, BackendError> {
-        let steps = self.inner.compute(batch, out)?;
-        out.iter_mut().for_each(|v| *v *= 1.0 + self.error);
         Ok(steps)
     }
 }
