@@ -115,8 +115,14 @@ fn finish(result: Result<u8, Failure>) -> ExitCode {
 }
 
 /// The configuration: the defaults, the TOML file, then the flags.
-pub(crate) fn configuration(file: Option<&Path>, keys: &ConfigFlags) -> Result<Config, Failure> {
+/// The configuration, and the keys the file or the flags set (which a tuning profile leaves
+/// alone).
+pub(crate) fn configuration(
+    file: Option<&Path>,
+    keys: &ConfigFlags,
+) -> Result<(Config, Vec<String>), Failure> {
     let mut config = Config::default();
+    let mut set: Vec<String> = keys.values.iter().map(|(k, _)| k.to_string()).collect();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))
@@ -125,10 +131,15 @@ pub(crate) fn configuration(file: Option<&Path>, keys: &ConfigFlags) -> Result<C
             .apply_toml(&text)
             .with_context(|| format!("in {}", path.display()))
             .map_err(usage)?;
+        set.extend(
+            text.parse::<toml::Table>()
+                .map(|t| t.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
     }
     keys.apply(&mut config).map_err(usage)?;
     config.validate().map_err(usage)?;
-    Ok(config)
+    Ok((config, set))
 }
 
 /// A pipeline on `backend`, with the exit code each failure deserves.
@@ -156,11 +167,10 @@ pub(crate) fn backend(
 }
 
 fn try_run(args: &RunArgs) -> Result<u8, Failure> {
-    let mut config = configuration(args.config.as_deref(), &args.keys)?;
+    let (mut config, set) = configuration(args.config.as_deref(), &args.keys)?;
     init_logging(args.quiet, config.verbose, config.debug);
     let tuned = if args.no_tune_profile { None } else { tuned::load() };
-    let (kind, compression, from_profile) =
-        tuned::apply(tuned.as_ref(), args, &mut config).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let (kind, compression, from_profile) = tuned::apply(tuned.as_ref(), args, &set, &mut config);
     let mut fast = match backend(kind, &config) {
         Err(Failure(_, e)) if from_profile => {
             tracing::warn!("the tuned backend {kind} does not start: {e:#}; using auto");

@@ -19,7 +19,7 @@ use crate::{
 
 /// The configuration of a computing subcommand, with logging set up from it.
 fn setup(common: &Common) -> Result<Config, Failure> {
-    let config = configuration(common.config.as_deref(), &common.keys)?;
+    let (config, _) = configuration(common.config.as_deref(), &common.keys)?;
     crate::init_logging(false, config.verbose, config.debug);
     Ok(config)
 }

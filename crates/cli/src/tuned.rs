@@ -23,33 +23,22 @@ pub fn load() -> Option<(PathBuf, TuneProfile)> {
 
 /// What the run uses: the backend and compression, from the flags, else the profile, else the
 /// defaults; the profile's workers and batch size go into `config` unless a flag or the
-/// configuration file set them. The `bool` says whether the backend came from the profile.
-///
-/// # Errors
-/// The configuration file cannot be read.
+/// configuration file set them (`set`). The `bool` says whether the backend came from the
+/// profile.
 pub fn apply(
     tuned: Option<&(PathBuf, TuneProfile)>,
     args: &RunArgs,
+    set: &[String],
     config: &mut Config,
-) -> Result<(BackendKind, Compression, bool), String> {
+) -> (BackendKind, Compression, bool) {
     let Some((path, profile)) = tuned else {
-        return Ok((
+        return (
             args.backend.unwrap_or(BackendKind::Auto),
             args.compression.unwrap_or(Compression::None),
             false,
-        ));
+        );
     };
-    let in_file = match &args.config {
-        Some(file) => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            text.parse::<toml::Table>().map(|t| t.keys().cloned().collect()).unwrap_or_default()
-        }
-        None => Vec::new(),
-    };
-    let set = |key: &str| {
-        args.keys.values.iter().any(|(k, _)| *k == key) || in_file.iter().any(|k| k == key)
-    };
+    let set = |key: &str| set.iter().any(|k| k == key);
     let s = profile.settings;
     if !set("max_workers") {
         config.max_workers = s.max_workers;
@@ -68,8 +57,8 @@ pub fn apply(
         "using the settings tuned for this machine in {}: {s} (--no-tune-profile ignores them)",
         path.display()
     );
-    Ok(match args.backend {
+    match args.backend {
         Some(kind) => (kind, compression, false),
         None => (s.backend, compression, true),
-    })
+    }
 }

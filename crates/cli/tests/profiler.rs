@@ -173,6 +173,11 @@ fn tune_writes_a_profile_that_run_uses_unless_told_not_to() {
     );
     let flag = melkit_with(&["run", arg(&ex), "-o", arg(&out_dir), "--workers", "2"], &env);
     assert!(text(&flag.stdout).contains("with 2 workers"), "{}", text(&flag.stdout));
+    // So does the configuration file.
+    let toml = dir.path().join("melkit.toml");
+    std::fs::write(&toml, "max_workers = 2\n").unwrap();
+    let file = melkit_with(&["run", arg(&ex), "-o", arg(&out_dir), "--config", arg(&toml)], &env);
+    assert!(text(&file.stdout).contains("with 2 workers"), "{}", text(&file.stdout));
     let ignored = melkit_with(
         &["run", arg(&ex), "-o", arg(&out_dir), "--no-tune-profile", "--verbose"],
         &env,
