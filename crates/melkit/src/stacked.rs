@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use melkit_core::config::{KEYS, KeyGroup};
+use melkit_core::Config;
 use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
 use melkit_io::{Compression, OutputFormat, WriteError};
 use serde::{Deserialize, Serialize};
@@ -139,7 +139,7 @@ impl Pipeline {
             .resume
             .then(|| StackedReader::open(&stacked_path).ok())
             .flatten()
-            .filter(|r| same_numbers(&r.config_json, &config_json));
+            .filter(|r| stored_hash(&r.config_json, &part_options).as_deref() == Some(&hash));
         let kept: HashMap<String, usize> = previous
             .as_ref()
             .map(|r| r.sources.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect())
@@ -168,31 +168,24 @@ impl Pipeline {
         let shape = self.plan().shape(self.plan().n_long(self.plan().fixed_len.unwrap_or(0)));
         let compression = options.compression;
         let dtype = self.config().dtype;
-        let (writer, temp) = melkit_io::atomic::temp_beside(&stacked_path, |p| {
+        let (mut writer, temp) = melkit_io::atomic::temp_beside(&stacked_path, |p| {
             StackedWriter::create(p, &meta, shape, compression, dtype)
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| write_error(&stacked_path, e))?;
-        let mut writer = writer;
-        let mut values = Vec::new();
         for (index, f) in &mine {
             let source = f.path.display().to_string();
-            let row = if let Some(part) = done.get(&f.path) {
-                read_part(part, &mut values).map(|()| true)
-            } else if let (Some(r), Some(&i)) = (&previous, kept.get(&source)) {
-                r.row(i).map(|v| {
-                    values = v;
-                    true
-                })
-            } else {
-                Ok(false)
+            // Its part, else its row in the earlier stack; a file that failed has neither.
+            let values = match (done.get(&f.path), &previous, kept.get(&source)) {
+                (Some(part), ..) => Some(read_part(part)),
+                (None, Some(r), Some(&i)) => Some(r.row(i)),
+                _ => None,
             };
-            match row {
-                Ok(true) => writer.push(*index, &source, &values),
-                Ok(false) => Ok(()),
-                Err(e) => Err(e),
+            if let Some(values) = values {
+                values
+                    .and_then(|v| writer.push(*index, &source, &v))
+                    .map_err(|e| write_error(&stacked_path, e))?;
             }
-            .map_err(|e| write_error(&stacked_path, e))?;
         }
         let rows = writer.rows();
         writer.close().map_err(|e| write_error(&stacked_path, e))?;
@@ -205,25 +198,17 @@ impl Pipeline {
     }
 }
 
-/// Whether two configurations (as JSON) give the same numbers: equal but for the run-control
-/// keys (workers, batch sizes...), which change speed, never values.
-fn same_numbers(a: &str, b: &str) -> bool {
-    let numeric = |text: &str| -> Option<serde_json::Value> {
-        let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
-        let map = v.as_object_mut()?;
-        for key in KEYS.iter().filter(|k| k.group == KeyGroup::Run) {
-            map.remove(key.name);
-        }
-        Some(v)
-    };
-    matches!((numeric(a), numeric(b)), (Some(x), Some(y)) if x == y)
+/// The hash of the numbers a configuration stored as JSON gives (see
+/// [`manifest::config_hash`]: run-control keys such as workers and batch sizes are left out).
+fn stored_hash(json: &str, options: &OutputOptions) -> Option<String> {
+    let mut config = Config::default();
+    config.apply_json(&serde_json::from_str(json).ok()?).ok()?;
+    Some(manifest::config_hash(&config, options))
 }
 
-/// Reads a part (an NPY file this run wrote) into `values`.
-fn read_part(path: &Path, values: &mut Vec<f32>) -> Result<(), WriteError> {
-    let t = melkit_io::read::read_output(path).map_err(WriteError::Npy)?;
-    *values = t.values;
-    Ok(())
+/// The values of a part (an NPY file this run wrote).
+fn read_part(path: &Path) -> Result<Vec<f32>, WriteError> {
+    Ok(melkit_io::read::read_output(path).map_err(WriteError::Npy)?.values)
 }
 
 /// The descriptors (`melkit-stacked*.json`) in `dir`, sorted by name.
@@ -247,14 +232,16 @@ mod tests {
 
     #[test]
     fn run_control_keys_do_not_change_the_numbers() {
-        let mut a = melkit_core::Config::default();
+        let mut a = Config::default();
         let mut b = a.clone();
         b.set("max_workers", "7").unwrap();
         b.set("batch_size", "3").unwrap();
-        let json = |c: &melkit_core::Config| c.to_json().to_string();
-        assert!(same_numbers(&json(&a), &json(&b)));
+        let o = OutputOptions::default();
+        let hash = |c: &Config| stored_hash(&c.to_json().to_string(), &o);
+        assert_eq!(hash(&a), hash(&b));
+        assert!(hash(&a).is_some());
         a.set("n_mels", "40").unwrap();
-        assert!(!same_numbers(&json(&a), &json(&b)));
-        assert!(!same_numbers("not json", &json(&b)));
+        assert_ne!(hash(&a), hash(&b));
+        assert_eq!(stored_hash("not json", &o), None);
     }
 }
