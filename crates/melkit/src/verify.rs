@@ -153,29 +153,43 @@ impl Verified {
         Ok(None)
     }
 
-    /// Checks a batch the fast backend gave back and applies the policy.
-    fn verify(&mut self, done: Done) -> Done {
-        let (mut job, result) = done;
+    /// Applies the canary to `batch`, which the fast backend computed into `out` with
+    /// `result`: it is checked; after a mismatch it is recomputed on the fallback, or failed.
+    fn settle(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+        result: Result<StepTimings, BackendError>,
+    ) -> Result<StepTimings, BackendError> {
         if self.tripped {
-            return self.after_mismatch(job, None);
+            return self.after_mismatch(batch, out, None);
         }
-        let Ok(steps) = result else { return (job, result) };
-        match self.check(&job.batch, &job.out) {
-            Ok(None) => (job, Ok(steps)),
-            Ok(Some(reason)) => {
+        let steps = result?;
+        match self.check(batch, out)? {
+            None => Ok(steps),
+            Some(reason) => {
                 self.tripped = true;
                 tracing::error!("{reason}");
-                self.after_mismatch(job, Some(reason))
-            }
-            Err(e) => {
-                job.out.clear();
-                (job, Err(e))
+                self.after_mismatch(batch, out, Some(reason))
             }
         }
     }
 
+    /// [`settle`](Self::settle) for a batch given back by the fast backend.
+    fn verify(&mut self, done: Done) -> Done {
+        let (mut job, result) = done;
+        job.out.resize(job.batch.output_len(self.inner.plan()), 0.0);
+        let result = self.settle(&job.batch, &mut job.out, result);
+        (job, result)
+    }
+
     /// A batch computed after (or by) a mismatch: recomputed on the fallback, or failed.
-    fn after_mismatch(&mut self, mut job: Job, reason: Option<String>) -> Done {
+    fn after_mismatch(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+        reason: Option<String>,
+    ) -> Result<StepTimings, BackendError> {
         match (self.policy, &mut self.fallback) {
             (OnMismatch::Fallback, Some(fallback)) => {
                 if reason.is_some() {
@@ -185,16 +199,14 @@ impl Verified {
                     );
                 }
                 self.stats.lock().unwrap_or_else(PoisonError::into_inner).fallback_batches += 1;
-                job.out.resize(job.batch.output_len(fallback.plan()), 0.0);
-                let result = fallback.compute(&job.batch, &mut job.out);
-                (job, result)
+                fallback.compute(batch, out)
             }
             _ => {
                 let reason = reason.unwrap_or_else(|| {
                     let stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
                     stats.mismatch.clone().unwrap_or_default()
                 });
-                (job, Err(BackendError::Failed { backend: self.inner.name(), reason }))
+                Err(BackendError::Failed { backend: self.inner.name(), reason })
             }
         }
     }
@@ -238,17 +250,9 @@ impl Backend for Verified {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
-        let job = Job { batch: batch.clone(), out: Vec::new() };
-        let Some((job, result)) = self.submit(job).or_else(|| self.flush()) else {
-            return Err(BackendError::Failed {
-                backend: self.inner.name(),
-                reason: "gave no batch back".into(),
-            });
-        };
-        if result.is_ok() {
-            out.copy_from_slice(&job.out);
-        }
-        result
+        let result =
+            if self.tripped { Ok(StepTimings::default()) } else { self.inner.compute(batch, out) };
+        self.settle(batch, out, result)
     }
 
     fn submit(&mut self, job: Job) -> Option<Done> {
@@ -258,7 +262,7 @@ impl Backend for Verified {
                 let done = self.verify(old);
                 self.ready.push_back(done);
             }
-            let done = self.after_mismatch(job, None);
+            let done = self.verify((job, Ok(StepTimings::default())));
             self.ready.push_back(done);
         } else if let Some(done) = self.inner.submit(job) {
             let done = self.verify(done);
