@@ -128,7 +128,6 @@ impl Pipeline {
         let descriptor_path = out_dir.join(&names.descriptor);
         let text =
             serde_json::to_string_pretty(&descriptor).map_err(|e| write_error(out_dir, e))?;
-        std::fs::create_dir_all(out_dir).map_err(|e| write_error(out_dir, e))?;
         melkit_io::atomic::write_file(&descriptor_path, text.as_bytes())
             .map_err(|e| write_error(&descriptor_path, e))?;
 
