@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use melkit::{FileOutcome, Progress};
 
 /// Shows files done, files/s and time left on a terminal; logs each failure as it happens.
@@ -19,8 +19,13 @@ impl Bar {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {per_sec}  ETA {eta}",
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} files  {rate}  ETA {eta}",
                 )
+                .map(|style| {
+                    style.with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(state.per_sec()));
+                    })
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -34,6 +39,17 @@ impl Bar {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A rate as a person reads it: whole files per second, or one decimal below 10.
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "- files/s".to_string()
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1} files/s")
+    } else {
+        format!("{per_sec:.0} files/s")
     }
 }
 
@@ -54,5 +70,18 @@ impl Progress for Bar {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate;
+
+    #[test]
+    fn rates_are_rounded() {
+        assert_eq!(rate(795.6565), "796 files/s");
+        assert_eq!(rate(3.14159), "3.1 files/s");
+        assert_eq!(rate(f64::NAN), "- files/s");
+        assert_eq!(rate(0.0), "- files/s");
     }
 }

@@ -57,6 +57,7 @@ fn every_bad_file_fails_alone_with_its_reason() {
         ("empty.wav", Vec::new()),
         ("header_only.wav", wav(1, 1, 4096, 16, &[], None)),
         ("truncated.wav", tones[..tones.len() / 2].to_vec()),
+        ("cut_header.wav", tones[..30].to_vec()),
         ("claims_4_gib.wav", wav(1, 1, 4096, 16, &samples, Some(0xFFFF_FF00))),
         ("random.wav", (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
         ("notes.wav", b"these are my notes, not audio\n".repeat(40)),
@@ -100,6 +101,7 @@ fn every_bad_file_fails_alone_with_its_reason() {
 
     let mut expected = vec![
         ("claims_4_gib.wav", "invalid audio: truncated: the WAV header says 4294967040 bytes of samples, the file holds 8192".to_string()),
+        ("cut_header.wav", "invalid audio: the WAV header ends early (a truncated or damaged file)".into()),
         ("empty.wav", "invalid audio: the file is empty".into()),
         ("header_only.wav", "invalid audio: the file holds no audio samples".into()),
         ("inf.wav", "invalid audio: sample 1 is -inf: audio with NaN or infinite samples is refused".into()),

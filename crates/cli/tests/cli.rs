@@ -15,6 +15,18 @@ use ndarray_npy::ReadNpyExt;
 
 const AXES: &str = "long_segment,short_segment,mel_bin,time_frame";
 
+#[test]
+#[should_panic(expected = "max rel inf")]
+fn the_golden_comparison_fails_on_nan_in_the_exact_class() {
+    assert_close("nan", &[1.0, f32::NAN], &[1.0, 2.0], "exact");
+}
+
+#[test]
+#[should_panic(expected = "rel L2 inf")]
+fn the_golden_comparison_fails_on_infinity_in_the_resampled_class() {
+    assert_close("inf", &[1.0, f32::INFINITY], &[1.0, 2.0], "resampled");
+}
+
 fn attr(ds: &hdf5::Dataset, name: &str) -> String {
     ds.attr(name).unwrap().read_scalar::<VarLenUnicode>().unwrap().to_string()
 }
@@ -377,8 +389,18 @@ fn the_report_and_info_describe_the_run() {
     let info = text(&info.stdout);
     assert!(info.contains("  cpu        ready\n"), "{info}");
     assert!(info.contains("  reference  ready\n"), "{info}");
-    assert!(info.contains("  cuda       unavailable: no CUDA device: "), "{info}");
-    assert!(info.contains("auto picks cpu"), "{info}");
+    // CUDA is ready or says why not, and auto picks what the machine has (CUDA on a GPU host).
+    let cuda = info.lines().find(|l| l.starts_with("  cuda ")).unwrap_or_default();
+    assert!(
+        cuda == "  cuda       ready"
+            || cuda.starts_with("  cuda       unavailable: no CUDA device: "),
+        "{info}"
+    );
+    if cuda.ends_with("ready") {
+        assert!(info.contains("auto picks cuda"), "{info}");
+    } else {
+        assert!(info.contains("auto picks cpu") || info.contains("auto picks wgpu"), "{info}");
+    }
     assert!(info.contains("output formats: h5 (HDF5 "), "{info}");
     assert!(
         info.contains("input formats: WAV (PCM 8-32 bit, float 32/64), FLAC, Ogg Vorbis, MP3"),

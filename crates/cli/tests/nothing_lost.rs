@@ -161,35 +161,40 @@ fn an_unwritable_output_folder_is_a_clear_error_before_any_work() {
 
 #[test]
 fn a_full_disk_fails_each_file_clearly_and_leaves_no_partial_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    corpus(&input, 3);
-    copy_golden("tiny_4096_pcm16_full", &input.join("tiny.wav"));
-    let before = contents(&input);
-    let out = dir.path().join("out");
-    // 64 KiB per file: the small output fits, the 10-second ones (348 KB) do not.
-    let script = format!(
-        "ulimit -f 64; exec '{}' run '{}' -o '{}' --format npy --sample-length full",
-        env!("CARGO_BIN_EXE_melkit"),
-        input.display(),
-        out.display()
-    );
-    let run = Command::new("bash").args(["-c", &script]).output().unwrap();
-    let stdout = text(&run.stdout);
-    assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", text(&run.stderr));
-    assert!(stdout.contains("1 written, 3 failed"), "{stdout}");
-    for i in 0..3 {
-        let rel = format!("d{i}/clip_{i:04}");
-        let line = format!(
-            "failed: {}: cannot write {}: the file size limit was reached",
-            input.join(format!("{rel}.wav")).display(),
-            out.join(format!("{rel}.npy")).display()
+    // HDF5 reports the same one-line reason as the NPY writer, not its own error stack.
+    for format in ["npy", "h5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        corpus(&input, 3);
+        copy_golden("tiny_4096_pcm16_full", &input.join("tiny.wav"));
+        let before = contents(&input);
+        let out = dir.path().join("out");
+        // 64 KiB per file: the small output fits, the 10-second ones (348 KB) do not.
+        let script = format!(
+            "ulimit -f 64; exec '{}' run '{}' -o '{}' --format {format} --sample-length full",
+            env!("CARGO_BIN_EXE_melkit"),
+            input.display(),
+            out.display()
         );
-        assert!(stdout.contains(&line), "missing {line:?} in\n{stdout}");
+        let run = Command::new("bash").args(["-c", &script]).output().unwrap();
+        let stdout = text(&run.stdout);
+        assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", text(&run.stderr));
+        assert!(stdout.contains("1 written, 3 failed"), "{format}: {stdout}");
+        for i in 0..3 {
+            let rel = format!("d{i}/clip_{i:04}");
+            let line = format!(
+                "failed: {}: cannot write {}: the file size limit was reached",
+                input.join(format!("{rel}.wav")).display(),
+                out.join(format!("{rel}.{format}")).display()
+            );
+            assert!(stdout.contains(&line), "missing {line:?} in\n{stdout}");
+        }
+        assert!(!stdout.contains("H5"), "{format}: {stdout}");
+        let written: Vec<PathBuf> = tree(&out).into_iter().map(PathBuf::from).collect();
+        let tiny = PathBuf::from(format!("tiny.{format}"));
+        assert_eq!(written, [tiny], "{format}: partial or temporary files left");
+        assert!(contents(&input) == before, "inputs changed");
     }
-    let written: Vec<PathBuf> = tree(&out).into_iter().map(PathBuf::from).collect();
-    assert_eq!(written, [PathBuf::from("tiny.npy")], "partial or temporary files left");
-    assert!(contents(&input) == before, "inputs changed");
 }
 
 fn set_mode(path: &Path, mode: u32) {

@@ -228,6 +228,36 @@ fn show_renders_an_hdf5_output_as_a_png_of_its_layout() {
 }
 
 #[test]
+fn show_refuses_an_npy_whose_header_claims_more_than_the_file_holds() {
+    // 43,520,000,000,000 bytes claimed in a file of under 200: no allocation of that size.
+    let dir = tempfile::tempdir().unwrap();
+    let crafted = dir.path().join("crafted.npy");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000, 1000, 10880), }"
+            .to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend([0u8; 24]);
+    std::fs::write(&crafted, &bytes).unwrap();
+    let show = melkit(&["show", arg(&crafted)]);
+    assert_eq!(show.status.code(), Some(2), "{}", text(&show.stderr));
+    assert_eq!(
+        text(&show.stderr).trim(),
+        format!(
+            "error: cannot read {}: its header claims 10880000000000 values (43520000000000 \
+             bytes) but it holds only {} bytes of data",
+            crafted.display(),
+            bytes.len()
+        )
+    );
+}
+
+#[test]
 fn run_verify_fraction_reports_its_spot_checks() {
     let _timing = timing();
     let dir = tempfile::tempdir().unwrap();

@@ -17,15 +17,18 @@ impl fmt::Display for ErrorReport {
     }
 }
 
-/// Compares a result `a` with the expected `b` (same length; NaN anywhere counts as infinite
-/// error).
+/// Compares a result `a` with the expected `b` (same length). A NaN or an infinity on either
+/// side makes both measures infinite, so no tolerance passes it.
 pub fn compare(a: &[f32], b: &[f32]) -> ErrorReport {
     assert_eq!(a.len(), b.len(), "compared tensors differ in size");
     let (mut max_diff, mut max_b, mut diff2, mut b2) = (0f64, 0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
+        if !(x.is_finite() && y.is_finite()) {
+            return ErrorReport { max_rel: f64::INFINITY, rel_l2: f64::INFINITY };
+        }
         let (x, y) = (f64::from(x), f64::from(y));
         let d = (x - y).abs();
-        max_diff = if d.is_nan() { f64::INFINITY } else { max_diff.max(d) };
+        max_diff = max_diff.max(d);
         max_b = max_b.max(y.abs());
         diff2 += d * d;
         b2 += y * y;
@@ -117,7 +120,15 @@ mod tests {
         assert_eq!(r.max_rel, 0.25);
         assert!((r.rel_l2 - 1.0 / 21f64.sqrt()).abs() < 1e-12);
         assert_eq!(compare(&[0.0], &[0.0]).max_rel, 0.0);
-        assert_eq!(compare(&[f32::NAN], &[1.0]).max_rel, f64::INFINITY);
+        for (a, b) in
+            [(f32::NAN, 1.0), (1.0, f32::NAN), (f32::INFINITY, 1.0), (f32::INFINITY, f32::INFINITY)]
+        {
+            let r = compare(&[1.0, a], &[1.0, b]);
+            assert_eq!((r.max_rel, r.rel_l2), (f64::INFINITY, f64::INFINITY), "{a} against {b}");
+            for class in [ToleranceClass::Exact, ToleranceClass::Resampled] {
+                assert!(!Tolerance { class, precision: Precision::Gpu }.passes(&r));
+            }
+        }
     }
 
     #[test]

@@ -442,6 +442,14 @@ impl SampleKind {
 
 fn hound_error(e: hound::Error) -> DecodeError {
     match e {
+        // hound reports a header cut short as an I/O error of its own ("Failed to read enough
+        // bytes."): the file was read, it is the audio that is invalid.
+        hound::Error::IoError(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.to_string().contains("read enough bytes") =>
+        {
+            DecodeError::Invalid("the WAV header ends early (a truncated or damaged file)".into())
+        }
         hound::Error::IoError(io) => DecodeError::Io(io),
         hound::Error::Unsupported => {
             DecodeError::Unsupported("a WAV encoding hound does not read".into())

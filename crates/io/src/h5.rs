@@ -15,8 +15,23 @@ use crate::output::{AXES, Compression, Dtype, TensorMeta};
 /// enough for the 1 MiB chunk cache readers have by default.
 const CHUNK_BYTES: usize = 512 * 1024;
 
+/// An HDF5 error as a person reads it: a failed system call as its one-line I/O reason (a full
+/// disk is "no space left on the device", as with NPY), else the first line of HDF5's stack.
 pub(crate) fn h5_error(e: hdf5::Error) -> WriteError {
-    WriteError::Hdf5(e.to_string())
+    h5_reason(&e.to_string())
+}
+
+fn h5_reason(stack: &str) -> WriteError {
+    let errno = stack.split("errno = ").nth(1).and_then(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<i32>().ok().filter(|&n| n > 0)
+    });
+    if let Some(errno) = errno {
+        return WriteError::Io(std::io::Error::from_raw_os_error(errno));
+    }
+    let line = stack.lines().next().unwrap_or(stack);
+    let line = line.split(", time =").next().unwrap_or(line);
+    WriteError::Hdf5(line.trim().to_string())
 }
 
 /// A builder for a dataset of `file` chunked as `chunk`, without timestamps (so that the same
@@ -134,5 +149,24 @@ impl H5Sink {
     pub fn close(self) -> Result<(), WriteError> {
         drop(self.mel);
         self.file.close().map_err(h5_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::h5_reason;
+
+    #[test]
+    fn a_failed_system_call_reads_as_its_reason() {
+        let full = "H5Dwrite(): can't write data: file write failed: time = Sat Dec  5 08:00:00 \
+                    2026, filename = 'out.h5', file descriptor = 7, errno = 28, error message = \
+                    'No space left on device', buf = 0x1, total write size = 1, bytes this sub-write \
+                    = 1, bytes actually written = 18446744073709551615, offset = 0";
+        assert_eq!(h5_reason(full).to_string(), "no space left on the device");
+        let limit =
+            "H5Fclose(): file write failed: time = x, errno = 27, error message = 'File too large'";
+        assert_eq!(h5_reason(limit).to_string(), "the file size limit was reached");
+        let other = "H5Dcreate2(): unable to create dataset\nmore of the stack";
+        assert_eq!(h5_reason(other).to_string(), "HDF5: H5Dcreate2(): unable to create dataset");
     }
 }

@@ -113,17 +113,47 @@ pub fn read_header<R: Read>(reader: &mut R) -> std::io::Result<Option<NpyHeader>
     Ok(Some(NpyHeader { descr, shape }))
 }
 
+impl NpyHeader {
+    /// The number of values its shape holds, `None` when the product overflows.
+    pub fn values(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+}
+
+/// The size in bytes of one value of type `descr`, for the types melkit reads.
+fn item_size(descr: &str) -> Option<u64> {
+    match descr {
+        "<f4" => Some(4),
+        "<f2" => Some(2),
+        _ => None,
+    }
+}
+
 /// Reads `n` little-endian values of type `descr` (`<f4` or `<f2`) as f32 into `out` (resized);
-/// `false` for another type.
+/// `false` for another type. `available` is what the source can still give, in bytes: a header
+/// that claims more values than that is refused before anything is allocated.
 ///
 /// # Errors
-/// The reader fails or ends early.
+/// The claim exceeds `available`, or the reader fails or ends early.
 pub fn read_values<R: Read>(
     reader: &mut R,
     descr: &str,
     n: usize,
+    available: u64,
     out: &mut Vec<f32>,
 ) -> std::io::Result<bool> {
+    let Some(size) = item_size(descr) else { return Ok(false) };
+    let claimed = (n as u64).checked_mul(size);
+    if claimed.is_none_or(|bytes| bytes > available) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "its header claims {n} values ({} bytes) but it holds only {available} bytes of \
+                 data",
+                claimed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string())
+            ),
+        ));
+    }
     out.resize(n, 0.0);
     match descr {
         "<f4" => {
@@ -188,7 +218,7 @@ mod tests {
             let header = read_header(&mut reader).unwrap().unwrap();
             assert_eq!(header, NpyHeader { descr: descr.into(), shape: vec![2, 3] });
             let mut values = Vec::new();
-            assert!(read_values(&mut reader, &header.descr, 6, &mut values).unwrap());
+            assert!(read_values(&mut reader, &header.descr, 6, 1 << 10, &mut values).unwrap());
             assert_eq!(values, [1.0, -2.5, 3.0, 0.5, 0.0, 8.0]);
         }
         assert_eq!(read_header(&mut &b"not an npy file"[..]).unwrap(), None);

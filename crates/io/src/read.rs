@@ -27,8 +27,9 @@ pub fn read_output(path: &Path) -> Result<StoredTensor, String> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "npy" => {
-            let mut reader = BufReader::new(File::open(path).map_err(|e| fail(&e))?);
-            read_npy(&mut reader).map_err(|e| fail(&e))
+            let file = File::open(path).map_err(|e| fail(&e))?;
+            let size = file.metadata().map_err(|e| fail(&e))?.len();
+            read_npy(&mut BufReader::new(file), size).map_err(|e| fail(&e))
         }
         "npz" => read_npz(path).map_err(|e| fail(&e)),
         "h5" | "hdf5" => read_h5(path).map_err(|e| fail(&e)),
@@ -36,13 +37,15 @@ pub fn read_output(path: &Path) -> Result<StoredTensor, String> {
     }
 }
 
-fn read_npy<R: Read>(reader: &mut R) -> Result<StoredTensor, String> {
+/// Reads an NPY array from `reader`, a source of `size` bytes (which bounds what a header may
+/// claim).
+fn read_npy<R: Read>(reader: &mut R, size: u64) -> Result<StoredTensor, String> {
     let header = npy::read_header(reader)
         .map_err(|e| e.to_string())?
         .ok_or("not an NPY file of a C-ordered array")?;
-    let n = header.shape.iter().product();
+    let n = header.values().ok_or("its header claims a shape too large for any file")?;
     let mut values = Vec::new();
-    if !npy::read_values(reader, &header.descr, n, &mut values).map_err(|e| e.to_string())? {
+    if !npy::read_values(reader, &header.descr, n, size, &mut values).map_err(|e| e.to_string())? {
         return Err(format!("its values are {}, not float32 or float16", header.descr));
     }
     Ok(StoredTensor { shape: header.shape, values, config: None })
@@ -53,11 +56,13 @@ fn read_npz(path: &Path) -> Result<StoredTensor, String> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
     let mut tensor = {
         let mut mel = zip.by_name("mel.npy").map_err(|_| "it holds no `mel` array")?;
-        read_npy(&mut mel)?
+        let size = mel.size();
+        read_npy(&mut mel, size)?
     };
     if let Ok(mut entry) = zip.by_name("config.npy") {
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        // A configuration is a few KiB; the entry's claimed size is not trusted.
+        entry.by_ref().take(1 << 20).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
         tensor.config = unicode_scalar(&bytes);
     }
     Ok(tensor)
@@ -92,4 +97,44 @@ fn read_h5(path: &Path) -> Result<StoredTensor, String> {
 #[cfg(not(feature = "hdf5"))]
 fn read_h5(_: &Path) -> Result<StoredTensor, String> {
     Err("this build of melkit has no HDF5 support".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An NPY file whose header claims `shape` but that holds `held` float32 values.
+    fn crafted(dir: &Path, shape: &[usize], held: usize) -> std::path::PathBuf {
+        let mut bytes = npy::npy_header("<f4", shape);
+        bytes.extend(std::iter::repeat_n(0u8, 4 * held));
+        let path = dir.join("crafted.npy");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_header_claiming_more_than_the_file_holds_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crafted(dir.path(), &[1000, 1000, 1000, 10880], 6);
+        let e = read_output(&path).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "cannot read {}: its header claims 10880000000000 values (43520000000000 bytes) \
+                 but it holds only 152 bytes of data",
+                path.display()
+            )
+        );
+        let overflow = crafted(dir.path(), &[usize::MAX, 3], 0);
+        assert_eq!(
+            read_output(&overflow).unwrap_err(),
+            format!(
+                "cannot read {}: its header claims a shape too large for any file",
+                overflow.display()
+            )
+        );
+        // The same file, holding what it claims, reads back.
+        let honest = crafted(dir.path(), &[2, 3], 6);
+        assert_eq!(read_output(&honest).unwrap().values, vec![0.0; 6]);
+    }
 }

@@ -51,6 +51,8 @@ pub struct CachedTensor {
     /// `[long, short, mel, time]`.
     pub shape: [usize; 4],
     reader: BufReader<File>,
+    /// The entry's size in bytes, which bounds what its header may claim.
+    size: u64,
 }
 
 impl CachedTensor {
@@ -60,13 +62,15 @@ impl CachedTensor {
     /// It cannot be read or is not such a file.
     pub fn open(path: &Path) -> Result<Self, WriteError> {
         let bad = || WriteError::Npy(format!("{} is not a melkit cache entry", path.display()));
-        let mut reader = BufReader::new(File::open(path)?);
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let mut reader = BufReader::new(file);
         let header = melkit_io::npy::read_header(&mut reader)?.ok_or_else(bad)?;
         if header.descr != "<f4" {
             return Err(bad());
         }
         let shape: [usize; 4] = header.shape.try_into().map_err(|_| bad())?;
-        Ok(CachedTensor { shape, reader })
+        Ok(CachedTensor { shape, reader, size })
     }
 
     /// Reads the next `n_long` long segments into `values` (resized).
@@ -74,8 +78,11 @@ impl CachedTensor {
     /// # Errors
     /// The entry ends early or cannot be read.
     pub fn read_longs(&mut self, n_long: usize, values: &mut Vec<f32>) -> Result<(), WriteError> {
-        let n = n_long * self.shape[1] * self.shape[2] * self.shape[3];
-        melkit_io::npy::read_values(&mut self.reader, "<f4", n, values)?;
+        let n = [n_long, self.shape[1], self.shape[2], self.shape[3]]
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| WriteError::Npy("a cache entry's shape is too large".into()))?;
+        melkit_io::npy::read_values(&mut self.reader, "<f4", n, self.size, values)?;
         Ok(())
     }
 }

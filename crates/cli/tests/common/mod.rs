@@ -82,14 +82,11 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], tolerance: &str) {
 /// As [`assert_close`], with `exact` the bound of the `exact` class (1e-4 for GPU backends).
 pub fn assert_close_within(name: &str, got: &[f32], want: &[f32], tolerance: &str, exact: f64) {
     assert_eq!(got.len(), want.len(), "{name}: size");
-    let max_b = want.iter().fold(0f64, |m, &b| m.max(f64::from(b).abs()));
-    let max_d =
-        got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((f64::from(a) - f64::from(b)).abs()));
-    let d2: f64 = got.iter().zip(want).map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2)).sum();
-    let b2: f64 = want.iter().map(|&b| f64::from(b).powi(2)).sum();
+    // SPEC §2's measures, which make any NaN or infinity an infinite error.
+    let r = melkit::compare::compare(got, want);
     match tolerance {
-        "exact" => assert!(max_d / max_b <= exact, "{name}: max rel {}", max_d / max_b),
-        _ => assert!((d2 / b2).sqrt() <= 1e-3, "{name}: rel L2 {}", (d2 / b2).sqrt()),
+        "exact" => assert!(r.max_rel <= exact, "{name}: max rel {}", r.max_rel),
+        _ => assert!(r.rel_l2 <= 1e-3, "{name}: rel L2 {}", r.rel_l2),
     }
 }
 

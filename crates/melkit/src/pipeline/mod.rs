@@ -2,6 +2,7 @@
 //! batched into one backend call and the per-file stages spread over worker threads.
 
 mod run;
+pub mod schedule;
 mod sink;
 mod source;
 mod stages;
