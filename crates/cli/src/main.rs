@@ -15,7 +15,6 @@ use clap::Parser;
 use melkit::{BackendKind, Config, Error, OutputOptions, Pipeline};
 use tracing_subscriber::EnvFilter;
 
-use melkit::discover::Discovery;
 use melkit::shard::Shard;
 
 use crate::args::{Cli, Commands, ConfigFlags, RunArgs, RunFormat};
@@ -186,37 +185,32 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     }
     let mut pipeline = pipeline(config, fast)?;
     tracing::info!(backend = pipeline.backend_name(), workers = pipeline.workers(), "starting");
-    let mut options = OutputOptions {
+    let env = |name: &str| std::env::var(name).ok();
+    let shard = melkit::shard::detect(args.shard.as_deref(), args.shards, &env)
+        .map_err(|e| usage(anyhow::anyhow!(e)))?;
+    if let Some((shard, source)) = &shard {
+        if !args.quiet {
+            eprintln!("shard {shard} (from {source})");
+        }
+    }
+    let options = OutputOptions {
         format: args.format.files(),
         compression,
         sync: args.fsync,
         resume: args.resume,
         cache: args.cache.clone(),
         manifest: None,
+        shard: shard.as_ref().map(|(s, _)| *s),
     };
-    let env = |name: &str| std::env::var(name).ok();
-    let shard = melkit::shard::detect(args.shard.as_deref(), args.shards, &env)
-        .map_err(|e| usage(anyhow::anyhow!(e)))?;
-    let mut found = melkit::discover::discover(&args.inputs);
-    if let Some((shard, source)) = &shard {
-        let (shard, total) = (*shard, found.files.len());
-        if args.format != RunFormat::Stacked {
-            let (mine, failures) = melkit::shard::split(found, shard);
-            found = Discovery { files: mine.into_iter().map(|(_, f)| f).collect(), failures };
-            options.manifest = Some(args.output.join(shard.manifest_name()));
-        }
-        if !args.quiet {
-            eprintln!("shard {shard} (from {source}) of {total} inputs");
-        }
-    }
+    let inputs = melkit::discover::Inputs::new(&args.inputs);
     ignore_file_size_signal();
     let bar = progress::Bar::new(args.quiet);
     let result = match args.format {
         RunFormat::Stacked => {
             let shard = shard.map_or(Shard { index: 0, count: 1 }, |(s, _)| s);
-            pipeline.process_stacked(found, shard, &args.output, &options, &bar)
+            pipeline.process_stacked(&inputs, shard, &args.output, &options, &bar)
         }
-        RunFormat::Files(_) => pipeline.process_discovered(found, &args.output, &options, &bar),
+        RunFormat::Files(_) => pipeline.process_inputs(&inputs, &args.output, &options, &bar),
     };
     bar.finish();
     let report = result.map_err(|e| match e {

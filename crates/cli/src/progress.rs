@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn rates_are_rounded() {
         assert_eq!(rate(795.6565), "796 files/s");
-        assert_eq!(rate(3.14159), "3.1 files/s");
+        assert_eq!(rate(2.96), "3.0 files/s");
         assert_eq!(rate(f64::NAN), "- files/s");
         assert_eq!(rate(0.0), "- files/s");
     }

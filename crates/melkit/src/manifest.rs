@@ -100,6 +100,65 @@ impl Manifest {
     }
 }
 
+/// The inputs a manifest lists as done, kept as 16-byte keys of their paths (a few tens of MB
+/// for millions of inputs, instead of their paths).
+#[derive(Clone, Debug, Default)]
+pub struct DoneSet(std::collections::HashSet<u128>);
+
+fn key(input: &Path) -> u128 {
+    use std::os::unix::ffi::OsStrExt;
+    let hash = blake3::hash(input.as_os_str().as_bytes());
+    u128::from_le_bytes(hash.as_bytes()[..16].try_into().unwrap_or_default())
+}
+
+impl DoneSet {
+    /// Whether `input` is done.
+    pub fn contains(&self, input: &Path) -> bool {
+        self.0.contains(&key(input))
+    }
+
+    /// How many inputs are done.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The inputs the manifest at `path` lists as done with configuration `config` (as
+/// [`done_in`]), read a line at a time into a [`DoneSet`].
+pub fn done_set(path: &Path, config: &str) -> DoneSet {
+    let mut done = std::collections::HashSet::new();
+    let Ok(file) = File::open(path) else {
+        return DoneSet(done);
+    };
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
+        let Some(input) = entry["input"].as_str().map(PathBuf::from) else { continue };
+        if finished(&entry, &input, config) {
+            done.insert(key(&input));
+        } else {
+            done.remove(&key(&input));
+        }
+    }
+    DoneSet(done)
+}
+
+/// Whether a manifest line says `input` is done with `config`, unchanged since and with its
+/// output still there.
+fn finished(entry: &Value, input: &Path, config: &str) -> bool {
+    let ok = entry["status"] == "ok" && entry["config"] == config;
+    let unchanged = input_stamp(input).is_some_and(|(size, mtime)| {
+        entry["input_size"].as_u64() == Some(size)
+            && entry["input_mtime_ns"].as_str() == Some(&mtime.to_string())
+    });
+    ok && unchanged && entry["output"].as_str().is_some_and(|o| Path::new(o).is_file())
+}
+
 /// The inputs the manifest of `out_dir` lists as done with configuration `config`, whose
 /// output still exists and whose input has not changed since (the last line of an input wins).
 pub fn done_inputs(out_dir: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
@@ -116,14 +175,8 @@ pub fn done_in(path: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
         let Ok(line) = line else { break };
         let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
         let Some(input) = entry["input"].as_str().map(PathBuf::from) else { continue };
-        let finished = entry["status"] == "ok" && entry["config"] == config;
-        let output = entry["output"].as_str().map(PathBuf::from);
-        let unchanged = input_stamp(&input).is_some_and(|(size, mtime)| {
-            entry["input_size"].as_u64() == Some(size)
-                && entry["input_mtime_ns"].as_str() == Some(&mtime.to_string())
-        });
-        match output {
-            Some(out) if finished && unchanged && out.is_file() => done.insert(input, out),
+        match entry["output"].as_str().map(PathBuf::from) {
+            Some(out) if finished(&entry, &input, config) => done.insert(input, out),
             _ => done.remove(&input),
         };
     }

@@ -5,8 +5,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::discover::{Discovery, InputFile};
-use crate::error::FileError;
+use crate::discover::{InputSource, Listed};
 
 /// One shard of `count`: `index` is 0-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,100 +126,64 @@ pub fn detect(
     Ok(None)
 }
 
-/// The work of an input: its decoded length in microseconds of audio from the header, else its
-/// size in bytes (a file whose header cannot be read still lands in exactly one shard).
-pub fn estimate_work(path: &Path) -> u64 {
-    match melkit_io::AudioStream::open(path) {
-        Ok(s) if s.sample_rate() > 0 => {
-            s.frames().saturating_mul(1_000_000) / u64::from(s.sample_rate())
-        }
-        _ => std::fs::metadata(path).map_or(0, |m| m.len()),
+/// The shard (0-based, of `count`) of the input whose path relative to its input root is `rel`:
+/// a stable hash of that path without its extension (the output's own name, so that an output
+/// or its temporary file tells its shard too). Every task computes it from the folder listing
+/// alone, without opening any file or talking to the others; over a large corpus the shards
+/// get nearly equal numbers of files.
+pub fn shard_of(rel: &Path, count: usize) -> usize {
+    let key = rel.with_extension("");
+    let key = key.to_string_lossy();
+    let hash = blake3::hash(key.as_bytes());
+    let hash = u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default());
+    (hash % count.max(1) as u64) as usize
+}
+
+/// The inputs of one shard of a source: its files (each keeping its position in the whole
+/// list), and the failures of the search for the first shard alone. No file is opened to
+/// choose: each input's header is read by exactly one task.
+pub struct Sharded<'a> {
+    /// Every input of the run.
+    pub source: &'a dyn InputSource,
+    /// This shard.
+    pub shard: Shard,
+}
+
+impl InputSource for Sharded<'_> {
+    fn list(&self) -> Box<dyn Iterator<Item = Listed> + '_> {
+        let shard = self.shard;
+        Box::new(self.source.list().filter(move |listed| match &listed.result {
+            Ok(file) => shard_of(&file.rel, shard.count) == shard.index,
+            Err(_) => shard.index == 0,
+        }))
     }
 }
 
-/// The shard of every file: the largest first, each to the shard with the least work so far
-/// (ties to the lower shard). Files are ordered by their path relative to their input root
-/// (then by work), so every process given the same inputs, in any order, agrees.
-pub fn assign(files: &[InputFile], work: &[u64], count: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by(|&a, &b| work[b].cmp(&work[a]).then_with(|| files[a].rel.cmp(&files[b].rel)));
-    let mut load = vec![0u64; count.max(1)];
-    let mut shard_of = vec![0; files.len()];
-    for i in order {
-        let (lightest, _) =
-            load.iter().enumerate().min_by_key(|(s, l)| (**l, *s)).unwrap_or((0, &0));
-        shard_of[i] = lightest;
-        load[lightest] += work[i].max(1);
-    }
-    shard_of
-}
-
-/// This shard's part of what the whole run found: its files, each with its position in the
-/// whole list, in that order (balanced by [`estimate_work`]; no header is read for a single
-/// shard); and the failures of the search, which the first shard alone reports.
-pub fn split(found: Discovery, shard: Shard) -> (Vec<(u64, InputFile)>, Vec<FileError>) {
-    let shard_of = if shard.count <= 1 {
-        vec![0; found.files.len()]
-    } else {
-        let work: Vec<u64> = found.files.iter().map(|f| estimate_work(&f.path)).collect();
-        assign(&found.files, &work, shard.count)
-    };
-    let files = found
-        .files
-        .into_iter()
-        .enumerate()
-        .zip(shard_of)
-        .filter(|(_, s)| *s == shard.index)
-        .map(|((i, f), _)| (i as u64, f))
-        .collect();
-    let failures = if shard.index == 0 { found.failures } else { Vec::new() };
-    (files, failures)
+/// Whether the output (or temporary) at `output` in `out_dir` belongs to `shard`.
+pub fn owns_output(shard: Shard, out_dir: &Path, output: &Path) -> bool {
+    output.strip_prefix(out_dir).is_ok_and(|rel| shard_of(rel, shard.count) == shard.index)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::path::PathBuf;
 
     use super::*;
 
-    fn files(n: usize) -> Vec<InputFile> {
-        (0..n)
-            .map(|i| {
-                let rel = PathBuf::from(format!("d{}/f{i:03}.wav", i % 3));
-                InputFile { path: PathBuf::from("/in").join(&rel), rel }
-            })
-            .collect()
-    }
-
     #[test]
-    fn every_file_lands_in_one_shard_whatever_the_listing_order() {
-        let f = files(50);
-        let work: Vec<u64> = (0..50).map(|i| 1 + (i * 37 % 11) as u64 * 1000).collect();
-        let a = assign(&f, &work, 4);
-        let mut reversed: Vec<(InputFile, u64)> =
-            f.iter().cloned().zip(work.iter().copied()).rev().collect();
-        reversed.swap(3, 17);
-        let (rf, rw): (Vec<_>, Vec<_>) = reversed.into_iter().unzip();
-        let b = assign(&rf, &rw, 4);
-        let by_path = |fs: &[InputFile], s: &[usize]| -> HashMap<PathBuf, usize> {
-            fs.iter().map(|f| f.rel.clone()).zip(s.iter().copied()).collect()
-        };
-        assert_eq!(by_path(&f, &a), by_path(&rf, &b));
-        assert!(a.iter().all(|&s| s < 4));
-    }
-
-    #[test]
-    fn shards_are_balanced_by_work_not_by_count() {
-        // One long file and nine short ones: a count split would put 5 files in each of two
-        // shards, one holding the long one.
-        let f = files(10);
-        let mut work = vec![10u64; 10];
-        work[4] = 90;
-        let s = assign(&f, &work, 2);
-        let load = |k| (0..10).filter(|&i| s[i] == k).map(|i| work[i]).sum::<u64>();
-        assert_eq!((load(0), load(1)), (90, 90));
-        assert_eq!(s.iter().filter(|&&k| k == s[4]).count(), 1);
+    fn shards_are_stable_and_nearly_equal_over_many_files() {
+        let mut counts = [0usize; 8];
+        for i in 0..80_000 {
+            let rel = PathBuf::from(format!("d{:03}/clip_{i:06}.wav", i / 1000));
+            let shard = shard_of(&rel, 8);
+            // The output's name tells the same shard as the input's.
+            assert_eq!(shard_of(&rel.with_extension("npy"), 8), shard);
+            counts[shard] += 1;
+        }
+        for c in counts {
+            assert!((9_500..=10_500).contains(&c), "{counts:?}");
+        }
+        assert_eq!(shard_of(Path::new("a/b.wav"), 1), 0);
     }
 
     #[test]

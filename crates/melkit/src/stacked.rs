@@ -14,12 +14,12 @@ use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
 use melkit_io::{Compression, OutputFormat, WriteError};
 use serde::{Deserialize, Serialize};
 
-use crate::discover::{Discovery, InputFile};
+use crate::discover::{InputFile, InputSource, Listed};
 use crate::error::Error;
 use crate::manifest;
 use crate::pipeline::{OutputOptions, Pipeline, Progress};
 use crate::report::RunReport;
-use crate::shard::{Shard, split};
+use crate::shard::{Shard, Sharded, shard_of};
 
 /// The files a stacked run of one shard writes in its output folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,17 +81,77 @@ fn write_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::OutputDir { path: path.to_path_buf(), reason: e.to_string() }
 }
 
+/// A source less the inputs `skip` names.
+struct Without<'a> {
+    source: &'a dyn InputSource,
+    skip: &'a (dyn Fn(&InputFile) -> bool + Sync),
+}
+
+impl InputSource for Without<'_> {
+    fn list(&self) -> Box<dyn Iterator<Item = Listed> + '_> {
+        Box::new(self.source.list().filter(|l| l.result.as_ref().map_or(true, |f| !(self.skip)(f))))
+    }
+}
+
+/// A 8-byte key of an input's path, to remember many inputs compactly.
+fn source_key(source: &str) -> u64 {
+    let hash = blake3::hash(source.as_bytes());
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
+}
+
+/// Writes the descriptor of `shard`'s inputs, one input a line (listed as they are found, never
+/// all in memory), under a temporary name renamed into place.
+fn write_descriptor(
+    path: &Path,
+    source: &dyn InputSource,
+    shard: Shard,
+    hash: &str,
+) -> Result<(), Error> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| write_error(path, e);
+    let (file, temp) = melkit_io::atomic::temp_beside(path, melkit_io::atomic::create_new)
+        .map_err(|e| write_error(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut total = 0u64;
+    write!(out, "{{\n  \"inputs\": [").map_err(failed)?;
+    let mut first = true;
+    for listed in source.list() {
+        let Ok(input) = listed.result else { continue };
+        total += 1;
+        if shard.count > 1 && shard_of(&input.rel, shard.count) != shard.index {
+            continue;
+        }
+        let entry = Assigned { index: listed.index, input: input.path.display().to_string() };
+        let line = serde_json::to_string(&entry).map_err(|e| failed(e.into()))?;
+        write!(out, "{}\n    {line}", if first { "" } else { "," }).map_err(failed)?;
+        first = false;
+    }
+    let tail = serde_json::json!({
+        "shard_index": shard.index,
+        "shard_count": shard.count,
+        "inputs_total": total,
+        "config_hash": hash,
+        "melkit_version": crate::VERSION,
+    });
+    let tail = tail.to_string();
+    let fields = tail.trim_start_matches('{').trim_end_matches('}');
+    write!(out, "\n  ],\n  {fields}\n}}\n").map_err(failed)?;
+    let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
+    drop(file);
+    melkit_io::atomic::commit(temp, path, false).map_err(|e| write_error(path, e))
+}
+
 impl Pipeline {
-    /// Processes this shard's share of `found` (every input of the whole run, in its order) into
-    /// one stacked HDF5 file in `out_dir`. `options.format` is ignored; the compression, `sync`,
-    /// `resume` and cache options apply.
+    /// Processes this shard's share of `source` (every input of the whole run, in its order)
+    /// into one stacked HDF5 file in `out_dir`. `options.format` and `options.shard` are
+    /// ignored; the compression, `sync`, `resume` and cache options apply.
     ///
     /// # Errors
     /// `sample_length` unset (the rows must share a shape), or what stops any run; a file that
     /// fails is reported and left out of the stack.
     pub fn process_stacked(
         &mut self,
-        found: Discovery,
+        source: &dyn InputSource,
         shard: Shard,
         out_dir: &Path,
         options: &OutputOptions,
@@ -105,31 +165,18 @@ impl Pipeline {
             ));
         };
         let names = Names::of(shard);
-        let inputs_total = found.files.len();
-        let (mine, failures) = split(found, shard);
         let part_options = OutputOptions {
             format: OutputFormat::Npy,
             compression: Compression::None,
             manifest: Some(out_dir.join(&names.manifest)),
+            shard: None,
             ..options.clone()
         };
         let hash = manifest::config_hash(self.config(), &part_options);
-        let descriptor = Descriptor {
-            shard_index: shard.index,
-            shard_count: shard.count,
-            inputs_total,
-            config_hash: hash.clone(),
-            melkit_version: crate::VERSION.into(),
-            inputs: mine
-                .iter()
-                .map(|(index, f)| Assigned { index: *index, input: f.path.display().to_string() })
-                .collect(),
-        };
-        let descriptor_path = out_dir.join(&names.descriptor);
-        let text =
-            serde_json::to_string_pretty(&descriptor).map_err(|e| write_error(out_dir, e))?;
-        melkit_io::atomic::write_file(&descriptor_path, text.as_bytes())
-            .map_err(|e| write_error(&descriptor_path, e))?;
+        std::fs::create_dir_all(out_dir).map_err(|e| write_error(out_dir, e))?;
+        write_descriptor(&out_dir.join(&names.descriptor), source, shard, &hash)?;
+        let sharded = Sharded { source, shard };
+        let mine: &dyn InputSource = if shard.count > 1 { &sharded } else { source };
 
         // Rows of an earlier complete stack of the same configuration are kept by --resume.
         let stacked_path = out_dir.join(&names.stacked);
@@ -139,26 +186,17 @@ impl Pipeline {
             .then(|| StackedReader::open(&stacked_path).ok())
             .flatten()
             .filter(|r| stored_hash(&r.config_json, &part_options).as_deref() == Some(&hash));
-        let kept: HashMap<String, usize> = previous
+        let kept: HashMap<u64, usize> = previous
             .as_ref()
-            .map(|r| r.sources.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect())
+            .map(|r| r.sources.iter().enumerate().map(|(i, s)| (source_key(s), i)).collect())
             .unwrap_or_default();
-        let todo: Vec<InputFile> = mine
-            .iter()
-            .filter(|(_, f)| !kept.contains_key(&f.path.display().to_string()))
-            .map(|(_, f)| f.clone())
-            .collect();
-        let kept_here = mine.len() - todo.len();
+        let skip = |f: &InputFile| kept.contains_key(&source_key(&f.path.display().to_string()));
+        let todo = Without { source: mine, skip: &skip };
         let parts = out_dir.join(&names.parts);
-        let mut report = self.process_discovered(
-            Discovery { files: todo, failures },
-            &parts,
-            &part_options,
-            progress,
-        )?;
-        report.skipped += kept_here;
+        let mut report = self.process_inputs(&todo, &parts, &part_options, progress)?;
+        report.skipped += mine.list().filter(|l| l.result.as_ref().is_ok_and(&skip)).count();
 
-        let done = manifest::done_in(&out_dir.join(&names.manifest), &hash);
+        let done = manifest::done_set(&out_dir.join(&names.manifest), &hash);
         let meta = StackedMeta {
             config_json,
             sample_rate: self.config().sample_rate,
@@ -172,17 +210,18 @@ impl Pipeline {
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| write_error(&stacked_path, e))?;
-        for (index, f) in &mine {
+        for listed in mine.list() {
+            let Ok(f) = listed.result else { continue };
             let source = f.path.display().to_string();
             // Its part, else its row in the earlier stack; a file that failed has neither.
-            let values = match (done.get(&f.path), &previous, kept.get(&source)) {
-                (Some(part), ..) => Some(read_part(part)),
-                (None, Some(r), Some(&i)) => Some(r.row(i)),
+            let values = match (done.contains(&f.path), &previous, kept.get(&source_key(&source))) {
+                (true, ..) => Some(read_part(&f.output_path(&parts, OutputFormat::Npy))),
+                (false, Some(r), Some(&i)) => Some(r.row(i)),
                 _ => None,
             };
             if let Some(values) = values {
                 values
-                    .and_then(|v| writer.push(*index, &source, &v))
+                    .and_then(|v| writer.push(listed.index, &source, &v))
                     .map_err(|e| write_error(&stacked_path, e))?;
             }
         }

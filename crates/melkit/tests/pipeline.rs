@@ -99,7 +99,8 @@ fn the_report_counts_files_segments_and_stages() {
     assert_eq!(report.files_ok, 4);
     let failed: Vec<_> =
         report.failures.iter().map(|f| (f.path.file_name().unwrap().to_owned(), f.stage)).collect();
-    assert_eq!(failed, [("gone".into(), "discover"), ("bad.wav".into(), "decode")]);
+    // In input order: the folder's bad file, then the missing input given after it.
+    assert_eq!(failed, [("bad.wav".into(), "decode"), ("gone".into(), "discover")]);
     // Four 10 s files of 40 long segments (two short segments each).
     assert_eq!(report.long_segments, 160);
     assert_eq!(report.segments, 320);

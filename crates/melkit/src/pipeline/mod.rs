@@ -3,9 +3,11 @@
 
 mod run;
 pub mod schedule;
+mod setup;
 mod sink;
 mod source;
 mod stages;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -41,6 +43,9 @@ pub struct OutputOptions {
     pub cache: Option<PathBuf>,
     /// The manifest to append to (`OUT/melkit-manifest.jsonl` when none; a shard keeps its own).
     pub manifest: Option<PathBuf>,
+    /// Process only this shard's inputs (see [`shard_of`](crate::shard::shard_of)): shards of
+    /// one run can share the output folder, each with its own manifest.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl Default for OutputOptions {
@@ -54,6 +59,7 @@ impl Default for OutputOptions {
             resume: false,
             cache: None,
             manifest: None,
+            shard: None,
         }
     }
 }

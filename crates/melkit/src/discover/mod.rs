@@ -8,6 +8,8 @@ use melkit_io::OutputFormat;
 
 use crate::error::{Error, FileError};
 
+pub mod walk;
+
 /// Extensions picked up when a folder is searched (a file named explicitly is always taken).
 pub const AUDIO_EXTENSIONS: &[&str] = &[
     "wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "mp2", "m4a", "mp4", "aac", "aif", "aiff",
@@ -39,6 +41,56 @@ pub struct Discovery {
     pub failures: Vec<FileError>,
 }
 
+/// One thing the search listed: a file with its position among the files of the whole run, or
+/// an input that could not be searched (with the position the next file would have).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Position among the run's files.
+    pub index: u64,
+    /// The file, or why it could not be listed.
+    pub result: Result<InputFile, FileError>,
+}
+
+/// Where a run's inputs come from: listed afresh, in the same order, each time it is asked
+/// (a run lists them twice: once to count them and check their outputs, once to process them).
+pub trait InputSource: Sync {
+    /// The inputs, in order.
+    fn list(&self) -> Box<dyn Iterator<Item = Listed> + '_>;
+}
+
+/// Input files and folders, searched as they are listed (see [`walk`]): memory does not grow
+/// with the corpus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inputs {
+    /// The inputs as given: files and folders.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Inputs {
+    /// The inputs `paths`.
+    pub fn new(paths: &[PathBuf]) -> Self {
+        Inputs { paths: paths.to_vec() }
+    }
+}
+
+impl InputSource for Inputs {
+    fn list(&self) -> Box<dyn Iterator<Item = Listed> + '_> {
+        Box::new(walk::Walk::new(&self.paths))
+    }
+}
+
+impl InputSource for Discovery {
+    fn list(&self) -> Box<dyn Iterator<Item = Listed> + '_> {
+        let failures = self.failures.iter().map(|f| Listed { index: 0, result: Err(f.clone()) });
+        let files = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Listed { index: i as u64, result: Ok(f.clone()) });
+        Box::new(failures.chain(files))
+    }
+}
+
 fn is_audio(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
@@ -46,45 +98,79 @@ fn is_audio(path: &Path) -> bool {
 }
 
 /// Lists the input files of `inputs` (files or folders, folders searched recursively,
-/// following symbolic links but not looping through them). A file reached twice (given twice,
-/// or given and inside a folder given) is listed once, where it was first reached.
+/// following symbolic links but not looping through them) into memory; see [`walk`] for which
+/// of several ways to reach a file counts. Runs over large corpora list them as they go
+/// ([`Inputs`]) instead.
 pub fn discover(inputs: &[PathBuf]) -> Discovery {
     let mut found = Discovery::default();
-    for input in inputs {
-        match std::fs::metadata(input) {
-            Err(e) => found.failures.push(FileError::new(input, "discover", io_reason(&e))),
-            Ok(meta) if meta.is_dir() => walk(input, &mut found),
-            Ok(_) => {
-                let rel = PathBuf::from(input.file_name().unwrap_or(input.as_os_str()));
-                found.files.push(InputFile { path: input.clone(), rel });
-            }
+    for listed in walk::Walk::new(inputs) {
+        match listed.result {
+            Ok(file) => found.files.push(file),
+            Err(e) => found.failures.push(e),
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    found.files.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or(f.path.clone())));
     found
 }
 
-fn walk(root: &Path, found: &mut Discovery) {
-    let walker = walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name();
-    for entry in walker {
-        match entry {
-            Ok(e) if e.file_type().is_file() && is_audio(e.path()) => {
-                let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
-                found.files.push(InputFile { path: e.path().to_path_buf(), rel });
+/// What [`survey`] counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// Files listed.
+    pub files: u64,
+    /// Inputs that could not be searched.
+    pub failures: u64,
+    /// Files of the shard asked about (all of them without one).
+    pub mine: u64,
+}
+
+/// The key two outputs clash on: the output path relative to the output folder, without its
+/// extension, in lower case (case-insensitive file systems merge names that differ in case).
+fn clash_key(file: &InputFile) -> u64 {
+    let key = file.rel.with_extension("").to_string_lossy().to_lowercase();
+    let hash = blake3::hash(key.as_bytes());
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
+}
+
+/// Counts what `source` lists and refuses inputs that would write the same output, holding one
+/// 8-byte key per file (the names of a clash are found by listing again).
+///
+/// # Errors
+/// [`Error::Collision`] listing every clash.
+pub fn survey(
+    source: &dyn InputSource,
+    out_dir: &Path,
+    format: OutputFormat,
+    shard: Option<crate::shard::Shard>,
+) -> Result<Survey, Error> {
+    let mut survey = Survey::default();
+    let mut keys = std::collections::HashSet::new();
+    let mut clashing = std::collections::HashSet::new();
+    for listed in source.list() {
+        match listed.result {
+            Ok(file) => {
+                survey.files += 1;
+                if shard.is_none_or(|s| crate::shard::shard_of(&file.rel, s.count) == s.index) {
+                    survey.mine += 1;
+                }
+                let key = clash_key(&file);
+                if !keys.insert(key) {
+                    clashing.insert(key);
+                }
             }
-            Ok(_) => {}
-            Err(e) => {
-                let path = e.path().unwrap_or(root).to_path_buf();
-                let reason = match (e.loop_ancestor(), e.io_error()) {
-                    (Some(a), _) => format!("symbolic link loop back to {}", a.display()),
-                    (None, Some(io)) => io_reason(io),
-                    (None, None) => e.to_string(),
-                };
-                found.failures.push(FileError::new(path, "discover", reason));
-            }
+            Err(_) => survey.failures += 1,
         }
     }
+    drop(keys);
+    if clashing.is_empty() {
+        return Ok(survey);
+    }
+    let files: Vec<InputFile> = source
+        .list()
+        .filter_map(|l| l.result.ok())
+        .filter(|f| clashing.contains(&clash_key(f)))
+        .collect();
+    check_collisions(&files, out_dir, format)?;
+    Ok(survey)
 }
 
 /// A short reason for an I/O error, without the OS error number.
