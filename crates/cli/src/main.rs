@@ -149,12 +149,15 @@ pub(crate) fn pipeline(
     Pipeline::with_backend(config, backend).map_err(fatal_unless_config)
 }
 
-/// Configuration errors are the user's (2); anything else stops the run (3).
+/// The caller's errors are usage errors (2); the machine's stop the run (3); a single file's
+/// failure is 1.
 pub(crate) fn fatal_unless_config(e: Error) -> Failure {
-    match e {
-        Error::Config(_) => usage(e),
-        other => Failure(EXIT_FATAL, other.into()),
-    }
+    let code = match e.kind() {
+        melkit::ErrorKind::Usage => EXIT_USAGE,
+        melkit::ErrorKind::Unavailable => EXIT_FATAL,
+        melkit::ErrorKind::File => EXIT_FILES_FAILED,
+    };
+    Failure(code, e.into())
 }
 
 /// The backend `kind` for `config`.
@@ -168,15 +171,12 @@ pub(crate) fn backend(
 fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     let (mut config, set) = configuration(args.config.as_deref(), &args.keys)?;
     init_logging(args.quiet, config.verbose, config.debug);
-    let tuned = if args.no_tune_profile { None } else { tuned::load() };
-    let (kind, compression, from_profile) = tuned::apply(tuned.as_ref(), args, &set, &mut config);
-    let mut fast = match backend(kind, &config) {
-        Err(Failure(_, e)) if from_profile => {
-            tracing::warn!("the tuned backend {kind} does not start: {e:#}; using auto");
-            backend(BackendKind::Auto, &config)?
-        }
-        other => other?,
-    };
+    let profile = if args.no_tune_profile { None } else { melkit_profiler::tuned::load() };
+    let tuned =
+        melkit_profiler::tuned::apply(profile.as_ref(), &tuned::chosen(args, &set), &mut config);
+    let compression = tuned.compression;
+    let mut fast = melkit_profiler::tuned::start(&tuned, &config)
+        .map_err(|e| fatal_unless_config(Error::Backend(e)))?;
     let mut canary = None;
     if let Some(fraction) = args.verify_fraction {
         let (wrapped, stats) = tools::verified(fast, &config, fraction, &args.on_mismatch)?;
@@ -203,7 +203,6 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         shard: shard.as_ref().map(|(s, _)| *s),
     };
     let inputs = melkit::discover::Inputs::new(&args.inputs);
-    ignore_file_size_signal();
     let bar = progress::Bar::new(args.quiet);
     let result = match args.format {
         RunFormat::Stacked => {
@@ -213,10 +212,7 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
         RunFormat::Files(_) => pipeline.process_inputs(&inputs, &args.output, &options, &bar),
     };
     bar.finish();
-    let report = result.map_err(|e| match e {
-        Error::OutputDir { .. } => Failure(EXIT_FATAL, e.into()),
-        other => usage(other),
-    })?;
+    let report = result.map_err(fatal_unless_config)?;
     if let Some(path) = &args.report {
         tools::write_json("the report", path, &report.to_json())?;
     }
@@ -253,15 +249,5 @@ fn give_vulkan_a_runtime_dir() {
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         // SAFETY: no other thread has been started yet.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-    }
-}
-
-/// Makes writing past the file-size limit (`ulimit -f`) an error that names the file, rather
-/// than the signal that kills the process by default.
-#[allow(unsafe_code)] // one libc call, with a constant handler
-fn ignore_file_size_signal() {
-    // SAFETY: SIG_IGN is a valid disposition for SIGXFSZ; no handler code runs.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use melkit::verify::{OnMismatch, Verified, VerifyStats};
+use melkit::verify::{OnMismatch, VerifyStats};
 use melkit::{Backend, BackendKind, Config, OutputOptions};
 use melkit_profiler::baseline::Baseline;
 use melkit_profiler::tune::{Trial, TuneInput};
@@ -157,7 +157,7 @@ pub fn tune(args: &TuneArgs) -> Result<u8, Failure> {
 
 /// `melkit show`.
 pub fn show(args: &ShowArgs) -> Result<u8, Failure> {
-    let tensor = melkit_io::read::read_output(&args.file).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let tensor = melkit_io::read::read_output(&args.file).map_err(usage)?;
     let png = args.png.clone().unwrap_or_else(|| args.file.with_extension("png"));
     let title = args.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let layout = melkit_profiler::show::render(&tensor, &title, &png, args.max_long)
@@ -177,20 +177,8 @@ pub fn verified(
     on_mismatch: &str,
 ) -> Result<(Box<dyn Backend>, Canary), Failure> {
     let policy = OnMismatch::parse(on_mismatch).unwrap_or(OnMismatch::Fail);
-    let fallback = match policy {
-        OnMismatch::Fail => None,
-        OnMismatch::Fallback => {
-            let kind = if fast.name() == "cpu" { BackendKind::Reference } else { BackendKind::Cpu };
-            Some(backend(kind, config)?)
-        }
-    };
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let wrapped = Verified::new(fast, config, fraction, policy, fallback, seed)
-        .map_err(|e| crate::fatal_unless_config(melkit::Error::Backend(e)))?;
-    let stats = wrapped.stats();
-    Ok((Box::new(wrapped), stats))
+    melkit::verify::canary(fast, config, fraction, policy)
+        .map_err(|e| crate::fatal_unless_config(melkit::Error::Backend(e)))
 }
 
 /// The canary's line in a run's summary.

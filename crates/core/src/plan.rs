@@ -34,6 +34,22 @@ pub struct SegmentPlan {
     pub n_bins: usize,
     /// Mel bins.
     pub n_mels: usize,
+    /// The keys that decide the numbers beyond the sizes above (window, power, mel scale and
+    /// norm, fmin, fmax, scale, ref, amin, top_db, dtype), as `key=value` lines: two plans are
+    /// equal only for configurations that give the same numbers.
+    pub numbers: String,
+}
+
+/// Every key that changes the numbers (all but run control), as `key=value` lines.
+fn numbers(config: &Config) -> String {
+    let json = config.to_json();
+    crate::config::KEYS
+        .iter()
+        .filter(|k| k.group != crate::config::KeyGroup::Run)
+        .map(|k| {
+            format!("{}={}\n", k.name, json.get(k.name).map(|v| v.to_string()).unwrap_or_default())
+        })
+        .collect()
 }
 
 impl SegmentPlan {
@@ -64,6 +80,7 @@ impl SegmentPlan {
             n_frames: 1 + (padded - n_fft) / hop,
             n_bins: n_fft / 2 + 1,
             n_mels: config.n_mels,
+            numbers: numbers(config),
         })
     }
 

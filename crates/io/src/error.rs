@@ -44,6 +44,17 @@ pub enum WriteError {
     Unsupported(String),
 }
 
+/// Why an output file could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read {}: {reason}", path.display())]
+pub struct ReadError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why: missing, not such a file, another element type, a header claiming more than the
+    /// file holds.
+    pub reason: String,
+}
+
 /// A short reason for an I/O error: the common ones in words, without the OS error number.
 pub fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind;

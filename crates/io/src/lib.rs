@@ -18,7 +18,7 @@ pub mod stacked;
 pub mod writer;
 
 pub use decode::{Audio, AudioStream, decode_file};
-pub use error::{DecodeError, WriteError};
+pub use error::{DecodeError, ReadError, WriteError};
 pub use output::{Compression, Dtype, OutputFormat, OutputTensor, TensorMeta, write_tensor};
 pub use resample::{StreamResampler, resample, resampled_len};
 pub use writer::TensorWriter;

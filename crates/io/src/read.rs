@@ -22,8 +22,11 @@ pub struct StoredTensor {
 ///
 /// # Errors
 /// A message naming the file and the reason: missing, not such a file, another element type.
-pub fn read_output(path: &Path) -> Result<StoredTensor, String> {
-    let fail = |reason: &dyn std::fmt::Display| format!("cannot read {}: {reason}", path.display());
+pub fn read_output(path: &Path) -> Result<StoredTensor, crate::error::ReadError> {
+    let fail = |reason: &dyn std::fmt::Display| crate::error::ReadError {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "npy" => {
@@ -116,7 +119,7 @@ mod tests {
     fn a_header_claiming_more_than_the_file_holds_is_refused_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
         let path = crafted(dir.path(), &[1000, 1000, 1000, 10880], 6);
-        let e = read_output(&path).unwrap_err();
+        let e = read_output(&path).unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -127,7 +130,7 @@ mod tests {
         );
         let overflow = crafted(dir.path(), &[usize::MAX, 3], 0);
         assert_eq!(
-            read_output(&overflow).unwrap_err(),
+            read_output(&overflow).unwrap_err().to_string(),
             format!(
                 "cannot read {}: its header claims a shape too large for any file",
                 overflow.display()

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod discover;
 pub mod error;
 pub mod info;
+pub mod limits;
 pub mod manifest;
 #[cfg(feature = "hdf5")]
 pub mod merge;
@@ -33,7 +34,7 @@ pub mod tensor;
 pub mod verify;
 
 pub use backends::{BackendKind, create_backend};
-pub use error::{Error, FileError};
+pub use error::{Error, ErrorKind, FileError, FileErrorKind};
 pub use melkit_core::compare;
 pub use melkit_core::config::{self, Config, KEYS};
 pub use melkit_core::{

@@ -7,6 +7,29 @@ use std::path::Path;
 
 use crate::discover::{InputSource, Listed};
 
+/// Why the shard of this process cannot be told: a malformed `--shard` or scheduler variable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShardError(pub String);
+
+impl From<String> for ShardError {
+    fn from(message: String) -> Self {
+        ShardError(message)
+    }
+}
+
+impl From<&str> for ShardError {
+    fn from(message: &str) -> Self {
+        ShardError(message.to_string())
+    }
+}
+
+impl PartialEq<&str> for ShardError {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// One shard of `count`: `index` is 0-based.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -21,8 +44,9 @@ impl Shard {
     ///
     /// # Errors
     /// Anything else, with what is expected.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("--shard {text}: expected K/N with 1 <= K <= N, such as 2/8");
+    pub fn parse(text: &str) -> Result<Self, ShardError> {
+        let bad =
+            || ShardError(format!("--shard {text}: expected K/N with 1 <= K <= N, such as 2/8"));
         let (k, n) = text.split_once('/').ok_or_else(bad)?;
         let (k, n): (usize, usize) =
             (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
@@ -81,18 +105,18 @@ pub fn detect(
     flag: Option<&str>,
     shards: Option<usize>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(Shard, ShardSource)>, String> {
+) -> Result<Option<(Shard, ShardSource)>, ShardError> {
     if let Some(text) = flag {
         return Ok(Some((Shard::parse(text)?, ShardSource::Flag)));
     }
-    let number = |name: &str| -> Result<Option<usize>, String> {
+    let number = |name: &str| -> Result<Option<usize>, ShardError> {
         match env(name) {
             None => Ok(None),
             Some(v) => v
                 .trim()
                 .parse()
                 .map(Some)
-                .map_err(|_| format!("{name}={v} is not a non-negative integer")),
+                .map_err(|_| ShardError(format!("{name}={v} is not a non-negative integer"))),
         }
     };
     if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
@@ -102,11 +126,11 @@ pub fn detect(
         )?;
         let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
         let index = id.checked_sub(min).filter(|&i| i < count).ok_or_else(|| {
-            format!(
+            ShardError(format!(
                 "SLURM_ARRAY_TASK_ID={id} is outside the array ({count} tasks from {min}): use \
                  a contiguous --array such as 0-{}",
                 count.saturating_sub(1)
-            )
+            ))
         })?;
         return Ok(Some((Shard { index, count }, ShardSource::Slurm)));
     }
@@ -119,7 +143,9 @@ pub fn detect(
             )?,
         };
         if index >= count {
-            return Err(format!("JOB_COMPLETION_INDEX={index} is not below the {count} shards"));
+            return Err(ShardError(format!(
+                "JOB_COMPLETION_INDEX={index} is not below the {count} shards"
+            )));
         }
         return Ok(Some((Shard { index, count }, ShardSource::Kubernetes)));
     }
@@ -213,7 +239,7 @@ mod tests {
             detect(None, Some(5), &k8s).unwrap(),
             Some((Shard { index: 3, count: 5 }, ShardSource::Kubernetes))
         );
-        assert!(detect(None, None, &k8s).unwrap_err().contains("give --shards N"));
+        assert!(detect(None, None, &k8s).unwrap_err().0.contains("give --shards N"));
         assert_eq!(
             detect(None, Some(3), &k8s).unwrap_err(),
             "JOB_COMPLETION_INDEX=3 is not below the 3 shards"

@@ -246,7 +246,7 @@ fn stored_hash(json: &str, options: &OutputOptions) -> Option<String> {
 
 /// The values of a part (an NPY file this run wrote).
 fn read_part(path: &Path) -> Result<Vec<f32>, WriteError> {
-    Ok(melkit_io::read::read_output(path).map_err(WriteError::Npy)?.values)
+    Ok(melkit_io::read::read_output(path).map_err(|e| WriteError::Npy(e.to_string()))?.values)
 }
 
 /// The descriptors (`melkit-stacked*.json`) in `dir`, sorted by name.

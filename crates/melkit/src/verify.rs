@@ -217,6 +217,41 @@ impl Verified {
     }
 }
 
+/// The canary's statistics, shared with the caller while the run goes on.
+pub type SharedStats = Arc<Mutex<VerifyStats>>;
+
+/// The canary of a run: `fast` wrapped so that a `fraction` of its long segments is checked
+/// against the reference backend, with the fallback `policy` needs (the CPU backend, or the
+/// reference when the CPU backend is the one checked), seeded from the clock. Returns the
+/// wrapped backend and the statistics it keeps while the run goes on.
+///
+/// # Errors
+/// The configuration's first invalid key, or a fallback backend that cannot start.
+pub fn canary(
+    fast: Box<dyn Backend>,
+    config: &Config,
+    fraction: f64,
+    policy: OnMismatch,
+) -> Result<(Box<dyn Backend>, SharedStats), BackendError> {
+    let fallback = match policy {
+        OnMismatch::Fail => None,
+        OnMismatch::Fallback => {
+            let kind = if fast.name() == "cpu" {
+                crate::BackendKind::Reference
+            } else {
+                crate::BackendKind::Cpu
+            };
+            Some(crate::create_backend(kind, config)?)
+        }
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let wrapped = Verified::new(fast, config, fraction, policy, fallback, seed)?;
+    let stats = wrapped.stats();
+    Ok((Box::new(wrapped), stats))
+}
+
 /// `max|a-b| / max(max|b|, floor)` over one long segment (NaN anywhere: infinite).
 fn segment_error(got: &[f32], want: &[f32], floor: f32) -> f64 {
     let (mut diff, mut max) = (0f64, f64::from(floor));

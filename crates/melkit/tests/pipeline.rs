@@ -221,8 +221,30 @@ fn a_backend_that_keeps_batches_in_flight_gets_every_batch_back_in_place() {
 
 #[test]
 fn a_backend_built_for_another_configuration_is_refused() {
-    let other = config(&[("n_mels", "32")]);
-    let backend = melkit::create_backend(BackendKind::Cpu, &other).unwrap();
-    let e = Pipeline::with_backend(Config::default(), backend).err().unwrap();
-    assert_eq!(e.to_string(), "backend cpu failed: it was built for another configuration");
+    // Any key that changes the numbers, not only the segmentation.
+    let keys = [
+        ("n_mels", "32"),
+        ("window", "hamming"),
+        ("mel_scale", "htk"),
+        ("mel_norm", "none"),
+        ("fmin", "20"),
+        ("fmax", "1500"),
+        ("power", "1"),
+        ("scale", "db"),
+        ("amin", "1e-8"),
+    ];
+    for (key, value) in keys {
+        let other = config(&[(key, value)]);
+        let backend = melkit::create_backend(BackendKind::Cpu, &other).unwrap();
+        let e = Pipeline::with_backend(Config::default(), backend).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "backend cpu failed: it was built for another configuration",
+            "{key}"
+        );
+    }
+    // Run-control keys do not matter.
+    let backend =
+        melkit::create_backend(BackendKind::Cpu, &config(&[("max_workers", "1")])).unwrap();
+    assert!(Pipeline::with_backend(Config::default(), backend).is_ok());
 }

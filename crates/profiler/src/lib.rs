@@ -6,16 +6,19 @@
 
 pub mod analysis;
 pub mod baseline;
+mod error;
 mod fonts;
 pub mod plot;
 pub mod probe;
 pub mod profile;
 pub mod show;
 pub mod tune;
+pub mod tuned;
 pub mod validate;
 
 pub use analysis::{Analysis, analyse};
 pub use baseline::{Baseline, Regression};
+pub use error::ProfilerError;
 pub use profile::{Profile, ProfileOptions, profile};
 pub use tune::{Settings, TuneProfile};
 pub use validate::{Validation, validate};

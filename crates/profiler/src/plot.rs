@@ -14,13 +14,20 @@ pub const SIZE: (u32, u32) = (900, 420);
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn stage_chart(analysis: &Analysis, title: &str, path: &Path) -> Result<(), String> {
+pub fn stage_chart(
+    analysis: &Analysis,
+    title: &str,
+    path: &Path,
+) -> Result<(), crate::ProfilerError> {
     crate::fonts::register();
     let rows: Vec<_> = analysis.stages.iter().filter(|r| r.what_if_seconds.is_some()).collect();
     let max =
         rows.iter().map(|r| r.lane_seconds).fold(analysis.wall_seconds, f64::max).max(1e-6) * 1.1;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    let draw = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+    let draw = |e: &dyn std::fmt::Display| crate::ProfilerError::Draw {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     root.fill(&WHITE).map_err(|e| draw(&e))?;
     let n = rows.len() as i32;
     let mut chart = ChartBuilder::on(&root)

@@ -101,11 +101,13 @@ pub fn render(
     title: &str,
     png: &Path,
     max_long: usize,
-) -> Result<Layout, String> {
+) -> Result<Layout, crate::ProfilerError> {
     crate::fonts::register();
-    let shape: [usize; 4] = tensor.shape.clone().try_into().map_err(|_| {
-        format!("the tensor is {}-D, not [long, short, mel, time]", tensor.shape.len())
-    })?;
+    let shape: [usize; 4] = tensor
+        .shape
+        .clone()
+        .try_into()
+        .map_err(|_| crate::ProfilerError::NotATensor(tensor.shape.len()))?;
     let layout = Layout::new(shape, max_long);
     let values = Values::of(tensor);
     let top = tensor.values.iter().map(|&v| values.db(v)).fold(f64::MIN, f64::max);
@@ -114,7 +116,10 @@ pub fn render(
         let t = ((db - bottom) / RANGE_DB).clamp(0.0, 1.0);
         ViridisRGB::get_color_normalized(t, 0.0, 1.0)
     };
-    let draw = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", png.display());
+    let draw = |e: &dyn std::fmt::Display| crate::ProfilerError::Draw {
+        path: png.into(),
+        reason: e.to_string(),
+    };
     let root = BitMapBackend::new(png, layout.size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw(&e))?;
     let text = |size: u32| TextStyle::from(("sans-serif", size).into_font()).color(&BLACK);

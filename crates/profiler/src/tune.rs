@@ -10,6 +10,7 @@ use melkit::{BackendKind, Compression, Config, OutputFormat, OutputOptions, Pipe
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::median;
+use crate::error::ProfilerError;
 
 /// The settings tune chooses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,25 +171,25 @@ impl TuneProfile {
     ///
     /// # Errors
     /// As above.
-    pub fn load_for_this_machine(path: &Path) -> Result<Option<Self>, String> {
+    pub fn load_for_this_machine(path: &Path) -> Result<Option<Self>, ProfilerError> {
         let text = match std::fs::read_to_string(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(format!("cannot read the tuning profile {}: {e}", path.display()));
+                let reason = melkit_io::error::io_reason(&e);
+                return Err(ProfilerError::ProfileRead { path: path.into(), reason });
             }
             Ok(text) => text,
         };
-        let profile: TuneProfile = serde_json::from_str(&text)
-            .map_err(|e| format!("the tuning profile {} is not valid: {e}", path.display()))?;
+        let profile: TuneProfile = serde_json::from_str(&text).map_err(|e| {
+            ProfilerError::ProfileInvalid { path: path.into(), reason: e.to_string() }
+        })?;
         let here = Machine::here();
         if profile.machine != here {
-            return Err(format!(
-                "the tuning profile {} was measured on another machine ({}, {} threads); run \
-                 `melkit tune` here",
-                path.display(),
-                profile.machine.cpu,
-                profile.machine.threads
-            ));
+            return Err(ProfilerError::OtherMachine {
+                path: path.into(),
+                cpu: profile.machine.cpu,
+                threads: profile.machine.threads,
+            });
         }
         Ok(Some(profile))
     }
@@ -223,10 +224,13 @@ pub struct TuneInput<'a> {
 ///
 /// # Errors
 /// No input to sample, or the default settings cannot run.
-pub fn tune(input: &TuneInput<'_>, log: &mut dyn FnMut(&Trial)) -> Result<TuneProfile, String> {
+pub fn tune(
+    input: &TuneInput<'_>,
+    log: &mut dyn FnMut(&Trial),
+) -> Result<TuneProfile, ProfilerError> {
     let files = &input.found.files;
     if files.is_empty() {
-        return Err("no audio files found in the inputs".into());
+        return Err(ProfilerError::NoInputs);
     }
     let step = files.len().div_ceil(input.sample.max(1));
     let sample =
@@ -242,7 +246,7 @@ pub fn tune(input: &TuneInput<'_>, log: &mut dyn FnMut(&Trial)) -> Result<TunePr
     };
     let first = record(measure(input, &sample, Settings::DEFAULT, 2), &mut tried);
     let Some(mut best_time) = first.seconds else {
-        return Err(format!("the default settings cannot run: {}", first.note.unwrap_or_default()));
+        return Err(ProfilerError::DefaultsFail(first.note.unwrap_or_default()));
     };
     let mut best = Settings::DEFAULT;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

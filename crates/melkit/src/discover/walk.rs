@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{InputFile, Listed, io_reason, is_audio};
+use super::{InputFile, Listed, is_audio};
 use crate::error::FileError;
 
 /// A file system object: device and inode.
@@ -82,8 +82,8 @@ impl<'a> Walk<'a> {
         Listed { index, result: Ok(InputFile { path, rel }) }
     }
 
-    fn failure(&self, path: &Path, reason: String) -> Listed {
-        Listed { index: self.index, result: Err(FileError::new(path, "discover", reason)) }
+    fn failure(&self, path: &Path, cause: impl Into<crate::error::Cause>) -> Listed {
+        Listed { index: self.index, result: Err(FileError::new(path, "discover", cause)) }
     }
 
     /// Whether `canonical` lies inside a folder already searched.
@@ -95,7 +95,7 @@ impl<'a> Walk<'a> {
     fn start_input(&mut self, input: &Path) -> Option<Listed> {
         let meta = match std::fs::metadata(input) {
             Ok(meta) => meta,
-            Err(e) => return Some(self.failure(input, io_reason(&e))),
+            Err(e) => return Some(self.failure(input, &e)),
         };
         let canonical = std::fs::canonicalize(input).unwrap_or_else(|_| input.to_path_buf());
         if self.inside_done_root(&canonical) {
@@ -116,13 +116,13 @@ impl<'a> Walk<'a> {
     fn push_dir(&mut self, dir: PathBuf, rel: PathBuf, id: Id) -> Option<Listed> {
         let reader = match std::fs::read_dir(&dir) {
             Ok(reader) => reader,
-            Err(e) => return Some(self.failure(&dir, io_reason(&e))),
+            Err(e) => return Some(self.failure(&dir, &e)),
         };
         let mut entries = Vec::new();
         for entry in reader {
             let entry = match entry {
                 Ok(entry) => entry,
-                Err(e) => return Some(self.failure(&dir, io_reason(&e))),
+                Err(e) => return Some(self.failure(&dir, &e)),
             };
             let kind = match entry.file_type() {
                 Ok(t) if t.is_dir() => Kind::Dir,
@@ -161,7 +161,7 @@ impl<'a> Walk<'a> {
             Kind::Dir => {
                 let meta = match std::fs::metadata(&path) {
                     Ok(meta) => meta,
-                    Err(e) => return Some(self.failure(&path, io_reason(&e))),
+                    Err(e) => return Some(self.failure(&path, &e)),
                 };
                 let id = id_of(&meta);
                 if self.done_roots.iter().any(|(_, root)| *root == id) {
@@ -176,7 +176,7 @@ impl<'a> Walk<'a> {
     fn follow(&mut self, path: PathBuf, rel: PathBuf) -> Option<Listed> {
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
-            Err(e) => return Some(self.failure(&path, io_reason(&e))),
+            Err(e) => return Some(self.failure(&path, &e)),
         };
         let id = id_of(&meta);
         if meta.is_dir() {

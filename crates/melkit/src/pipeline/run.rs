@@ -77,6 +77,7 @@ impl Pipeline {
     ) -> Result<RunReport, Error> {
         let started = Instant::now();
         check_options(options.format, options.compression)?;
+        crate::limits::file_size_limit_is_an_error();
         let sharded;
         let mine: &dyn InputSource = match options.shard {
             Some(shard) if shard.count > 1 => {
@@ -433,7 +434,7 @@ where
                 self.live_outputs.push(data);
                 Ok(())
             }
-            Err(e) => Err(FileError::new("", "compute", e)),
+            Err(e) => Err(FileError::new("", "compute", &e)),
         };
         Event::Returned { batch: Some(batch), result }
     }
@@ -478,7 +479,7 @@ where
                 let error = match failure {
                     Failure::Task(e) => FileError { path: input.clone(), ..e },
                     Failure::Breach(Breach::Stalled) => {
-                        FileError::new(&input, "compute", Breach::Stalled)
+                        FileError::new(&input, "compute", Breach::Stalled.to_string())
                     }
                     Failure::Breach(breach) => FileError::new(
                         &input,

@@ -179,7 +179,9 @@ struct WriteStart<'e> {
 }
 
 fn write_error(input: &InputFile, path: &Path, e: &melkit_io::WriteError) -> FileError {
-    FileError::new(&input.path, "write", format!("cannot write {}: {e}", path.display()))
+    let cause = crate::error::Cause::from(e);
+    let reason = format!("cannot write {}: {}", path.display(), cause.reason);
+    FileError::new(&input.path, "write", crate::error::Cause { reason, ..cause })
 }
 
 /// The output of `input`, with `n_long` long segments.
@@ -206,9 +208,7 @@ fn lookup(
     times: &mut StageTimes,
 ) -> Result<Result<usize, Option<std::path::PathBuf>>, FileError> {
     let started = Instant::now();
-    let entry = cache
-        .entry(&input.path)
-        .map_err(|e| FileError::new(&input.path, "decode", melkit_io::DecodeError::Io(e)))?;
+    let entry = cache.entry(&input.path).map_err(|e| FileError::new(&input.path, "decode", &e))?;
     times.add(Stage::Decode, started.elapsed());
     if !entry.is_file() {
         return Ok(Err(Some(entry)));
