@@ -38,7 +38,7 @@ fn main() -> Result<()> {
     match command.as_str() {
         "test" => {
             packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
-            nvrtc::provide(&root);
+            nvrtc::provide(&root)?;
             cargo(&[&["test", "--workspace"][..], &strs(&rest)].concat())
         }
         "example" => {
@@ -51,7 +51,7 @@ fn main() -> Result<()> {
         }
         "deps" => {
             packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
-            nvrtc::provide(&root);
+            nvrtc::provide(&root)?;
             Ok(())
         }
         "gen-examples" => examples::generate(&root.join("examples/audio")),
