@@ -42,11 +42,20 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    if args.iter().any(|a| a == "--scale") {
+        return crate::scale::run(root, args);
+    }
+    let python = crate::venv::python(root, anchors)?;
     cargo(&["build", "--release", "--quiet", "--package", "melkit-cli"])?;
     let melkit = root.join("target/release/melkit");
-    let native =
-        corpus(root, &dir.join("corpus-native"), "native", if quick { 200 } else { 1000 })?;
-    let long = corpus(root, &dir.join("corpus-long"), "long", 3600)?;
+    let native = corpus(
+        root,
+        &python,
+        &dir.join("corpus-native"),
+        "native",
+        if quick { 200 } else { 1000 },
+    )?;
+    let long = corpus(root, &python, &dir.join("corpus-long"), "long", 3600)?;
     let subset = first_files(&native, &dir.join("corpus-native-20"), 20)?;
     let subset200 = first_files(&native, &dir.join("corpus-native-200"), 200)?;
 
@@ -108,7 +117,24 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &["--format", "h5", "--sample-length", "full"],
     )?);
 
-    let anchor_rows = if anchors { run_anchors(root, &native, cores)? } else { Vec::new() };
+    let anchor_rows =
+        if anchors { run_anchors(root, &python, &native, cores)? } else { Vec::new() };
+    // The profiler's timing model on this (idle) machine: what-ifs against real reruns, and an
+    // honest rerun not flagged as a regression.
+    cargo(&[
+        "test",
+        "--release",
+        "--quiet",
+        "-p",
+        "melkit-profiler",
+        "--test",
+        "model",
+        "--",
+        "--ignored",
+        "--test-threads",
+        "1",
+        "--nocapture",
+    ])?;
 
     // Amdahl: speedup S on N workers gives the parallel fraction p = (1 - 1/S) / (1 - 1/N).
     let (one, all) = (&runs[2], &runs[0]);
@@ -146,19 +172,17 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// The corpus `kind` of `make_corpus.py` in `dir` (made when missing).
-fn corpus(root: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
+fn corpus(root: &Path, python: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
     let have = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let want = if kind == "long" { 1 } else { n };
     if have != want {
         let _ = std::fs::remove_dir_all(dir);
         let script = root.join("../shared/bench/make_corpus.py");
-        eprintln!("$ python3 {} {} {kind} {n}", script.display(), dir.display());
+        eprintln!("$ {} {} {} {kind} {n}", python.display(), script.display(), dir.display());
         let status =
-            Command::new("python3").arg(&script).arg(dir).arg(kind).arg(n.to_string()).status()?;
+            Command::new(python).arg(&script).arg(dir).arg(kind).arg(n.to_string()).status()?;
         if !status.success() {
-            bail!(
-                "make_corpus.py failed (it needs numpy and soundfile: pip install numpy soundfile)"
-            );
+            bail!("make_corpus.py failed");
         }
     }
     Ok(dir.to_path_buf())
@@ -167,7 +191,7 @@ fn corpus(root: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
 /// Puts the page cache in the same state before every run: dirty pages written, the cache
 /// dropped (as root; a VM's cache grown over hours makes writes several times slower), the
 /// inputs read back in, so every run reads from memory and writes into a clean cache.
-fn settle_page_cache(input: &Path) -> Result<()> {
+pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
     let _ = Command::new("sync").status();
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     for entry in std::fs::read_dir(input)? {
@@ -217,8 +241,13 @@ fn run_melkit(melkit: &Path, name: &str, input: &Path, out: &Path, extra: &[&str
 }
 
 /// `anchors.py` on the same corpus, when librosa and torchaudio are importable.
-fn run_anchors(root: &Path, corpus: &Path, cores: usize) -> Result<Vec<(String, f64)>> {
-    let ok = Command::new("python3")
+fn run_anchors(
+    root: &Path,
+    python: &Path,
+    corpus: &Path,
+    cores: usize,
+) -> Result<Vec<(String, f64)>> {
+    let ok = Command::new(python)
         .args(["-c", "import librosa, torchaudio"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -229,7 +258,7 @@ fn run_anchors(root: &Path, corpus: &Path, cores: usize) -> Result<Vec<(String, 
         return Ok(Vec::new());
     }
     settle_page_cache(corpus)?;
-    let output = Command::new("python3")
+    let output = Command::new(python)
         .arg(root.join("../shared/bench/anchors.py"))
         .arg(corpus)
         .args(["--workers", &cores.to_string()])
@@ -255,7 +284,7 @@ fn criterion_mean_ns(dir: &Path) -> Result<f64> {
     v["mean"]["point_estimate"].as_f64().context("no mean in estimates.json")
 }
 
-fn git_rev(root: &Path) -> String {
+pub(crate) fn git_rev(root: &Path) -> String {
     let out = |args: &[&str]| Command::new("git").args(args).current_dir(root).output().ok();
     let rev = out(&["rev-parse", "--short", "HEAD"])
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

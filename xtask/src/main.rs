@@ -5,7 +5,8 @@
 //! - `cargo xtask example`: melkit on the bundled audio in `examples/audio`.
 //! - `cargo xtask bench [--anchors] [--quick]`: the corpus end to end for every backend, the
 //!   criterion benches that define the FFT-bound limit, memory, scaling; JSON and Markdown
-//!   under `target/bench/`.
+//!   under `target/bench/`. `--scale [--max N]`: cost per file and memory from 1 k to 1 M
+//!   inputs (hard-linked corpora).
 //! - `cargo xtask deps`: only install (or name) the system packages.
 //! - `cargo xtask gen-examples`: regenerate `examples/audio` (deterministic).
 //! - `cargo xtask fuzz [SECONDS]`: fuzz decoding and the pipeline (needs cargo-fuzz).
@@ -15,6 +16,8 @@ mod examples;
 mod fuzz;
 mod nvrtc;
 mod packages;
+mod scale;
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +49,7 @@ fn main() -> Result<()> {
             example(&root)
         }
         "bench" => {
-            packages::ensure(&[BUILD_PACKAGES, &["time"]].concat())?;
+            packages::ensure(&[BUILD_PACKAGES, &["time", "python3-venv", "python3-pip"]].concat())?;
             bench::run(&root, &rest)
         }
         "deps" => {

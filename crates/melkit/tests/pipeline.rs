@@ -190,9 +190,10 @@ fn a_backend_that_keeps_batches_in_flight_gets_every_batch_back_in_place() {
     let options = OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() };
     // One file per batch, two runs through one pipeline.
     let c = config(&[("gpu_batch_size", "1")]);
-    // A slow device: the next files are decoded meanwhile, so a batch waits for the pipeline.
+    // A slow device (100 ms a call, against a few ms to decode a file): the next files are
+    // decoded meanwhile, so a batch waits for the pipeline, on a loaded machine too.
     let cpu = melkit::create_backend(BackendKind::Cpu, &c).unwrap();
-    let streaming = common::Streaming::new(cpu, std::time::Duration::from_millis(20));
+    let streaming = common::Streaming::new(cpu, std::time::Duration::from_millis(100));
     let counts = streaming.counts();
     let mut pipeline = Pipeline::with_backend(c.clone(), Box::new(streaming)).unwrap();
     let mut cpu = Pipeline::new(c, BackendKind::Cpu).unwrap();

@@ -1,6 +1,7 @@
 //! The pipeline: discover → decode → resample → segment → compute → scale → write, with files
 //! batched into one backend call and the per-file stages spread over worker threads.
 
+mod executor;
 mod run;
 pub mod schedule;
 mod setup;
