@@ -5,24 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{Throttled, config, corpus, cpu};
-use melkit::discover::discover;
-use melkit::{Backend, Config, OutputFormat, OutputOptions, Pipeline};
-use melkit_profiler::{Profile, ProfileOptions, profile};
-
-fn profiled(config: &Config, backend: Box<dyn Backend>, inputs: &Path, repeats: usize) -> Profile {
-    let mut pipeline = Pipeline::with_backend(config.clone(), backend).unwrap();
-    let options = ProfileOptions {
-        repeats,
-        probe: false,
-        out_dir: None,
-        output: OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() },
-    };
-    profile(&mut pipeline, &discover(&[inputs.to_path_buf()]), &options).unwrap()
-}
+use common::{Throttled, config, corpus, cpu, profiled};
+use melkit_profiler::Profile;
 
 /// The what-if of `stage` in `slow` against the wall time of `fast`, a run without it: within a
 /// quarter of the slow run's time.

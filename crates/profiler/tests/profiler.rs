@@ -1,37 +1,24 @@
-//! The profiler on real runs: a planted bottleneck is found and its what-if matches a run
-//! without it; the regression check flags a planted slowdown and not an honest rerun;
+//! The profiler on real runs: a planted bottleneck is found (how well its what-if predicts a
+//! run without it is measured by `cargo xtask bench`, `tests/model.rs`); the regression check
+//! flags a planted slowdown;
 //! `validate` passes real backends and fails a perturbed one with the numbers; `show` puts each
 //! value where it belongs on the colour scale.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Throttled, config, corpus, cpu};
+use common::{Throttled, config, corpus, cpu, profiled};
 use melkit::discover::discover;
-use melkit::{Backend, BackendKind, Config, OutputFormat, OutputOptions, Pipeline};
+use melkit::{Backend, BackendKind, Config, Pipeline};
 use melkit_core::testing::Perturbed;
-use melkit_profiler::{Profile, ProfileOptions, profile};
 
 /// Timing tests run one at a time: tests sharing the machine's two cores would otherwise time
 /// each other.
 fn timing() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn profiled(config: &Config, backend: Box<dyn Backend>, inputs: &Path, repeats: usize) -> Profile {
-    let mut pipeline = Pipeline::with_backend(config.clone(), backend).unwrap();
-    let options = ProfileOptions {
-        repeats,
-        probe: false,
-        out_dir: None,
-        output: OutputOptions { format: OutputFormat::Npy, ..OutputOptions::default() },
-    };
-    let p = profile(&mut pipeline, &discover(&[inputs.to_path_buf()]), &options).unwrap();
-    assert!(p.report.success() && p.report.files_ok > 0, "{}", p.report);
-    p
 }
 
 #[test]

@@ -74,3 +74,27 @@ pub fn config(workers: usize, batch: usize) -> Config {
     c.set("batch_size", &batch.to_string()).unwrap();
     c
 }
+
+/// A profile of `repeats` runs over `inputs` on `backend`, into NPY, without the probes; every
+/// file written.
+pub fn profiled(
+    config: &Config,
+    backend: Box<dyn Backend>,
+    inputs: &Path,
+    repeats: usize,
+) -> melkit_profiler::Profile {
+    let mut pipeline = melkit::Pipeline::with_backend(config.clone(), backend).unwrap();
+    let options = melkit_profiler::ProfileOptions {
+        repeats,
+        probe: false,
+        out_dir: None,
+        output: melkit::OutputOptions {
+            format: melkit::OutputFormat::Npy,
+            ..melkit::OutputOptions::default()
+        },
+    };
+    let found = melkit::discover::discover(&[inputs.to_path_buf()]);
+    let p = melkit_profiler::profile(&mut pipeline, &found, &options).unwrap();
+    assert!(p.report.success() && p.report.files_ok > 0, "{}", p.report);
+    p
+}
