@@ -233,7 +233,8 @@ where
                             file_longs: source.n_long(),
                             first_long: data.first_long,
                             n_long: data.n_long,
-                            samples: data.samples.len(),
+                            // What the block holds in memory, not only its length.
+                            samples: data.samples.capacity(),
                             more: !source.done(),
                         };
                         if !source.done() {

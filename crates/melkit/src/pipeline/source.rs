@@ -138,7 +138,8 @@ impl FileSource {
         let end = (first_long + n_long - 1) * self.long_hop + self.long_len;
         let needed = end.min(self.signal_len);
         while self.window_start + self.window.len() < needed && !self.exhausted {
-            self.pull(path, times)?;
+            let missing = needed - (self.window_start + self.window.len());
+            self.pull(path, missing, times)?;
         }
         let started = Instant::now();
         let have = (self.window_start + self.window.len()).min(needed);
@@ -148,6 +149,11 @@ impl FileSource {
             let mut samples = std::mem::take(&mut self.window);
             samples.truncate(have - start);
             samples.resize(end - start, 0.0);
+            // A window read further than this block needs holds memory the budget does not
+            // count: give it back (a cheap copy of a short block).
+            if samples.capacity() > 2 * samples.len() + 4096 {
+                samples.shrink_to_fit();
+            }
             samples
         } else {
             let mut samples = Vec::with_capacity(end - start);
@@ -172,14 +178,21 @@ impl FileSource {
         self.window_start = position.max(self.window_start);
     }
 
-    /// Reads (and resamples) the next samples of the file into the window.
-    fn pull(&mut self, path: &Path, times: &mut StageTimes) -> Result<(), FileError> {
+    /// Reads (and resamples) the next samples of the file into the window; `missing` samples
+    /// are still needed (without resampling, no more than that is read, in whole 4096s).
+    fn pull(
+        &mut self,
+        path: &Path,
+        missing: usize,
+        times: &mut StageTimes,
+    ) -> Result<(), FileError> {
         let started = Instant::now();
         if self.resampler.is_none() && self.window_start <= self.produced {
             // No resampling and no gap to skip: decode straight into the window.
+            let frames = READ_FRAMES.min(missing.next_multiple_of(4096).max(4096));
             let n = self
                 .stream
-                .read(READ_FRAMES, &mut self.window)
+                .read(frames, &mut self.window)
                 .map_err(|e| FileError::new(path, "decode", e))?;
             times.add(Stage::Decode, started.elapsed());
             self.produced += n;
