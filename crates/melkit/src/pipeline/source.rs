@@ -230,3 +230,25 @@ impl FileSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_block_of_a_long_file_holds_no_more_than_it_needs() {
+        // 10 s of audio cut to 0.25 s: one block of 1024 samples, not the whole file's buffer
+        // (the run's memory budget counts what blocks hold).
+        let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/audio/tones_4096.wav");
+        let mut config = melkit_core::Config::default();
+        config.set("sample_length", "0.25").unwrap();
+        let plan = SegmentPlan::new(&config).unwrap();
+        let mut times = StageTimes::default();
+        let mut source = FileSource::open(&clip, &plan, &mut times).unwrap();
+        let block = source.next_block(&clip, 10, &mut times).unwrap();
+        assert_eq!((block.n_long, block.samples.len()), (1, 1024));
+        assert!(block.samples.capacity() <= 2 * 1024 + 4096, "{}", block.samples.capacity());
+        assert!(source.done());
+    }
+}
