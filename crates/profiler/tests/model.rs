@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Throttled, config, corpus, cpu, profiled};
+use common::{Throttled, config, corpus, cpu, high_and_low_rates, profiled};
 use melkit_profiler::Profile;
 
 /// The what-if of `stage` in `slow` against the wall time of `fast`, a run without it: within a
@@ -40,9 +40,7 @@ fn the_what_if_of_a_slow_backend_matches_a_run_without_the_delay() {
 #[ignore = "timing: run by cargo xtask bench"]
 fn the_what_if_of_heavy_resampling_matches_audio_already_at_the_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let (high, low) = (dir.path().join("48k"), dir.path().join("4096"));
-    corpus(&high, 8, 48_000, 20.0);
-    corpus(&low, 8, 4096, 20.0);
+    let (high, low) = high_and_low_rates(dir.path());
     let config = config(1, 0);
     let slow = profiled(&config, cpu(&config), &high, 3);
     let fast = profiled(&config, cpu(&config), &low, 3);

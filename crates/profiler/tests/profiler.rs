@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Throttled, config, corpus, cpu, profiled};
+use common::{Throttled, config, corpus, cpu, high_and_low_rates, profiled};
 use melkit::discover::discover;
 use melkit::{Backend, BackendKind, Config, Pipeline};
 use melkit_core::testing::Perturbed;
@@ -41,9 +41,7 @@ fn a_slow_backend_is_the_bottleneck() {
 #[test]
 fn heavy_resampling_on_one_worker_is_the_bottleneck() {
     let dir = tempfile::tempdir().unwrap();
-    let (high, low) = (dir.path().join("48k"), dir.path().join("4096"));
-    corpus(&high, 8, 48_000, 20.0);
-    corpus(&low, 8, 4096, 20.0);
+    let (high, low) = high_and_low_rates(dir.path());
     let config = config(1, 0);
     let slow = profiled(&config, cpu(&config), &high, 3);
     assert_eq!(slow.analysis.bottleneck.as_deref(), Some("resample"), "{slow}");

@@ -98,3 +98,11 @@ pub fn profiled(
     assert!(p.report.success() && p.report.files_ok > 0, "{}", p.report);
     p
 }
+
+/// Eight 20 s files at 48 kHz and the same at 4096 Hz (no resampling), in `dir`.
+pub fn high_and_low_rates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (high, low) = (dir.join("48k"), dir.join("4096"));
+    corpus(&high, 8, 48_000, 20.0);
+    corpus(&low, 8, 4096, 20.0);
+    (high, low)
+}
