@@ -194,7 +194,9 @@ impl Pipeline {
         let todo = Without { source: mine, skip: &skip };
         let parts = out_dir.join(&names.parts);
         let mut report = self.process_inputs(&todo, &parts, &part_options, progress)?;
-        report.skipped += mine.list().filter(|l| l.result.as_ref().is_ok_and(&skip)).count();
+        if !kept.is_empty() {
+            report.skipped += mine.list().filter(|l| l.result.as_ref().is_ok_and(&skip)).count();
+        }
 
         let done = manifest::done_set(&out_dir.join(&names.manifest), &hash);
         let meta = StackedMeta {
