@@ -167,12 +167,6 @@ impl From<&WriteError> for Cause {
     }
 }
 
-impl From<BackendError> for Cause {
-    fn from(e: BackendError) -> Self {
-        Cause { kind: Some(FileErrorKind::Compute), reason: e.to_string() }
-    }
-}
-
 impl From<&BackendError> for Cause {
     fn from(e: &BackendError) -> Self {
         Cause { kind: Some(FileErrorKind::Compute), reason: e.to_string() }

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod discover;
 pub mod error;
 pub mod info;
+pub mod keys;
 pub mod limits;
 pub mod manifest;
 #[cfg(feature = "hdf5")]

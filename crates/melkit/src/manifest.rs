@@ -3,7 +3,6 @@
 //! with one write each so a killed run leaves whole lines (a torn last line is ignored). A
 //! re-run with `resume` skips the inputs it lists as done with the same configuration.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -107,8 +106,7 @@ pub struct DoneSet(std::collections::HashSet<u128>);
 
 fn key(input: &Path) -> u128 {
     use std::os::unix::ffi::OsStrExt;
-    let hash = blake3::hash(input.as_os_str().as_bytes());
-    u128::from_le_bytes(hash.as_bytes()[..16].try_into().unwrap_or_default())
+    crate::keys::key128(input.as_os_str().as_bytes())
 }
 
 impl DoneSet {
@@ -128,8 +126,9 @@ impl DoneSet {
     }
 }
 
-/// The inputs the manifest at `path` lists as done with configuration `config` (as
-/// [`done_in`]), read a line at a time into a [`DoneSet`].
+/// The inputs the manifest at `path` lists as done with configuration `config`, whose output
+/// still exists and whose input has not changed since (the last line of an input wins), read a
+/// line at a time into a [`DoneSet`].
 pub fn done_set(path: &Path, config: &str) -> DoneSet {
     let mut done = std::collections::HashSet::new();
     let Ok(file) = File::open(path) else {
@@ -157,30 +156,6 @@ fn finished(entry: &Value, input: &Path, config: &str) -> bool {
             && entry["input_mtime_ns"].as_str() == Some(&mtime.to_string())
     });
     ok && unchanged && entry["output"].as_str().is_some_and(|o| Path::new(o).is_file())
-}
-
-/// The inputs the manifest of `out_dir` lists as done with configuration `config`, whose
-/// output still exists and whose input has not changed since (the last line of an input wins).
-pub fn done_inputs(out_dir: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
-    done_in(&out_dir.join(MANIFEST), config)
-}
-
-/// [`done_inputs`] of the manifest at `path`.
-pub fn done_in(path: &Path, config: &str) -> HashMap<PathBuf, PathBuf> {
-    let mut done = HashMap::new();
-    let Ok(file) = File::open(path) else {
-        return done;
-    };
-    for line in BufReader::new(file).lines() {
-        let Ok(line) = line else { break };
-        let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-        let Some(input) = entry["input"].as_str().map(PathBuf::from) else { continue };
-        match entry["output"].as_str().map(PathBuf::from) {
-            Some(out) if finished(&entry, &input, config) => done.insert(input, out),
-            _ => done.remove(&input),
-        };
-    }
-    done
 }
 
 /// Removes the temporary files a killed run left beside its outputs (`.NAME.XXXXXX.tmp`) under

@@ -160,9 +160,7 @@ pub fn detect(
 pub fn shard_of(rel: &Path, count: usize) -> usize {
     let key = rel.with_extension("");
     let key = key.to_string_lossy();
-    let hash = blake3::hash(key.as_bytes());
-    let hash = u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default());
-    (hash % count.max(1) as u64) as usize
+    (crate::keys::key64(key.as_bytes()) % count.max(1) as u64) as usize
 }
 
 /// The inputs of one shard of a source: its files (each keeping its position in the whole

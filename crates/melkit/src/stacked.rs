@@ -93,10 +93,9 @@ impl InputSource for Without<'_> {
     }
 }
 
-/// A 8-byte key of an input's path, to remember many inputs compactly.
+/// The key of a stacked row's source, to remember many rows compactly.
 fn source_key(source: &str) -> u64 {
-    let hash = blake3::hash(source.as_bytes());
-    u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
+    crate::keys::key64(source.as_bytes())
 }
 
 /// Writes the descriptor of `shard`'s inputs, one input a line (listed as they are found, never

@@ -127,8 +127,7 @@ pub struct Survey {
 /// extension, in lower case (case-insensitive file systems merge names that differ in case).
 fn clash_key(file: &InputFile) -> u64 {
     let key = file.rel.with_extension("").to_string_lossy().to_lowercase();
-    let hash = blake3::hash(key.as_bytes());
-    u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or_default())
+    crate::keys::key64(key.as_bytes())
 }
 
 /// Counts what `source` lists and refuses inputs that would write the same output, holding one

@@ -280,7 +280,7 @@ where
         let result = match result {
             Ok((data, steps)) => {
                 self.report.backend_steps.merge(&steps);
-                let per_long = self.cx.long_output_len;
+                let per_long = self.cx.plan.long_output_len();
                 let mut at = 0;
                 for p in &placed {
                     let range = at..at + p.n_long * per_long;
@@ -351,11 +351,10 @@ where
             }
         };
         let outcome = FileOutcome { input, result };
-        self.report.add(&outcome);
-        if let Err(e) = &outcome.result {
-            // The report lists failures in input order (it holds no per-file entry otherwise).
-            self.report.failures.pop();
-            self.failures.push((ctx.index, e.clone()));
+        match &outcome.result {
+            Ok(_) => self.report.add(&outcome),
+            // Failures go to the report in input order once the run is over.
+            Err(e) => self.failures.push((ctx.index, e.clone())),
         }
         self.progress.file_done(&outcome);
     }

@@ -86,10 +86,8 @@ impl Pipeline {
             ..RunReport::default()
         };
         progress.start((counted.mine as usize).saturating_sub(setup.done.len()));
-        let plan = self.backend.plan().clone();
         let cx = Context {
-            long_output_len: plan.long_output_len(),
-            plan,
+            plan: self.backend.plan().clone(),
             config: &self.config,
             config_json: &self.config_json,
             file_scale: self.file_scale,
@@ -108,7 +106,7 @@ impl Pipeline {
             batch_longs: self.budget.batch_longs,
             ready_values: self.budget.ready_values,
             unwritten_values: self.budget.unwritten_values,
-            long_output_len: cx.long_output_len,
+            long_output_len: cx.plan.long_output_len(),
         };
         let device = Mutex::new(Device { backend: &mut self.backend, waiting: Default::default() });
         let (tx, rx) = channel();

@@ -30,8 +30,6 @@ struct File {
     decoding: bool,
     /// The block its decode task fills.
     block: BlockId,
-    /// Blocks remain to be decoded.
-    more: bool,
     /// Computed blocks waiting to be written, with their long segments.
     pending: VecDeque<(BlockId, usize)>,
     queued_for_write: bool,
@@ -86,7 +84,6 @@ pub struct Scheduler<E> {
     writing: usize,
     broken: Option<Breach>,
     actions: VecDeque<Action<E>>,
-    settled: u64,
 }
 
 impl<E: Clone + fmt::Debug> Scheduler<E> {
@@ -119,13 +116,7 @@ impl<E: Clone + fmt::Debug> Scheduler<E> {
             writing: 0,
             broken: None,
             actions: VecDeque::new(),
-            settled: 0,
         }
-    }
-
-    /// Files settled so far.
-    pub fn settled(&self) -> u64 {
-        self.settled
     }
 
     /// Decoded samples waiting for a batch.
@@ -136,11 +127,6 @@ impl<E: Clone + fmt::Debug> Scheduler<E> {
     /// Output values computed and not yet written.
     pub fn unwritten_values(&self) -> usize {
         self.unwritten
-    }
-
-    /// Files in flight (found, not yet forgotten).
-    pub fn in_flight(&self) -> usize {
-        self.files.len()
     }
 
     /// Whether the run is over: every input settled and forgotten, no task running.
@@ -333,7 +319,6 @@ impl<E: Clone + fmt::Debug> Scheduler<E> {
                     state.opened = true;
                     state.n_long = file_longs;
                 }
-                state.more = more;
                 if more {
                     self.to_read.push_back(file);
                 }
@@ -476,8 +461,6 @@ impl<E: Clone + fmt::Debug> Scheduler<E> {
     fn settle(&mut self, file: FileId, result: Result<Settled, Failure<E>>) {
         let Some(state) = self.files.get_mut(&file) else { return };
         state.settled = true;
-        state.more = false;
-        self.settled += 1;
         self.actions.push_back(Action::Settle { file, result });
         self.forget_if_idle(file);
     }

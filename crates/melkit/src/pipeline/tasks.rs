@@ -24,8 +24,6 @@ use crate::report::{Stage, StageTimes};
 /// What every task of a run reads.
 pub(super) struct Context<'a> {
     pub plan: SegmentPlan,
-    /// Output values of one long segment.
-    pub long_output_len: usize,
     pub config: &'a Config,
     pub config_json: &'a str,
     pub file_scale: FileScale,
