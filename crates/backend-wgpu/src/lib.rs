@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use melkit_core::backend::{Backend, Done, Job, SignalBatch, StepTimings, check_output};
 use melkit_core::config::Config;
+use melkit_core::device::chunks::{self, Chunk};
 use melkit_core::error::BackendError;
 use melkit_core::plan::SegmentPlan;
 
@@ -86,10 +87,8 @@ impl WgpuBackend {
         let Some(gpu) = Gpu::new(&tables, plan.n_fft, allow_cpu).map_err(unavailable)? else {
             return Ok(None);
         };
-        let per_long_out = plan.long_output_len() as u64 * 4;
-        let per_long_in = plan.long_len.max(plan.long_hop) as u64 * 4;
         let limit = gpu.max_binding().min(chunk_bytes);
-        let chunk_longs = (limit / per_long_out.max(per_long_in)).max(1) as usize;
+        let chunk_longs = chunks::longs_within(limit, chunks::bytes_per_long(&plan));
         Ok(Some(WgpuBackend { plan, tables, gpu, chunk_longs, stream: Stream::default() }))
     }
 
@@ -146,24 +145,23 @@ impl Backend for WgpuBackend {
         if !self.stream.is_idle() {
             return Err(failed("compute() called with submitted batches in flight"));
         }
-        let per_long = self.plan.long_output_len();
         let mut times = Times::default();
         let mut in_flight: [Option<Range<usize>>; 2] = [None, None];
-        for (i, first) in (0..batch.n_long()).step_by(self.chunk_longs).enumerate() {
+        let all: Vec<Chunk> = chunks::chunks(batch, &self.plan, self.chunk_longs).collect();
+        for (i, chunk) in all.iter().enumerate() {
             let slot = i % 2;
             if let Some(done) = in_flight[slot].take() {
-                let range = done.start * per_long..done.end * per_long;
-                self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
+                self.gpu.finish(slot, &mut out[done], &mut times).map_err(failed)?;
             }
-            in_flight[slot] = Some(self.submit_chunk(slot, batch, first, &mut times)?);
+            self.submit_chunk(slot, batch, chunk, &mut times)?;
+            in_flight[slot] = Some(chunk.outputs(&self.plan));
         }
         // The last chunks, oldest first.
         let mut left: Vec<(usize, Range<usize>)> =
             in_flight.iter_mut().enumerate().filter_map(|(s, r)| Some((s, r.take()?))).collect();
         left.sort_by_key(|(_, r)| r.start);
         for (slot, done) in left {
-            let range = done.start * per_long..done.end * per_long;
-            self.gpu.finish(slot, &mut out[range], &mut times).map_err(failed)?;
+            self.gpu.finish(slot, &mut out[done], &mut times).map_err(failed)?;
         }
         Ok(times.steps())
     }
@@ -171,18 +169,18 @@ impl Backend for WgpuBackend {
     fn submit(&mut self, job: Job) -> Option<Done> {
         let mut job = job;
         job.out.resize(job.batch.output_len(&self.plan), 0.0);
-        let longs = job.batch.n_long();
+        let all: Vec<Chunk> = chunks::chunks(&job.batch, &self.plan, self.chunk_longs).collect();
         let seq = self.stream.push(job);
-        for first in (0..longs).step_by(self.chunk_longs) {
+        for chunk in all {
             let slot = self.stream.take_slot();
             self.finish_slot(slot);
             let Some(flight) = self.stream.flight(seq) else { break };
             let (batch, mut times) = (std::mem::take(&mut flight.job.batch), flight.times);
-            let chunk = self.submit_chunk(slot, &batch, first, &mut times);
+            let submitted = self.submit_chunk(slot, &batch, &chunk, &mut times);
             let Some(flight) = self.stream.flight(seq) else { break };
             (flight.job.batch, flight.times) = (batch, times);
-            match chunk {
-                Ok(range) => self.stream.occupy(slot, seq, range),
+            match submitted {
+                Ok(()) => self.stream.occupy(slot, seq, chunk.outputs(&self.plan)),
                 Err(e) => {
                     self.stream.fail(seq, e);
                     break;
@@ -202,37 +200,32 @@ impl Backend for WgpuBackend {
 }
 
 impl WgpuBackend {
-    /// Uploads and dispatches the chunk of `batch` starting at long segment `first` in `slot`
-    /// (whose previous chunk must be finished), returning its long segments.
+    /// Uploads and dispatches `chunk` of `batch` in `slot` (whose previous chunk must be
+    /// finished).
     fn submit_chunk(
         &mut self,
         slot: usize,
         batch: &SignalBatch,
-        first: usize,
+        chunk: &Chunk,
         times: &mut Times,
-    ) -> Result<Range<usize>, BackendError> {
-        let starts = batch.long_starts();
-        let end = (first + self.chunk_longs).min(starts.len());
-        let base = starts[first];
-        let stop = starts[end - 1] + self.plan.long_len;
-        let rel: Vec<u32> = starts[first..end].iter().map(|&s| (s - base) as u32).collect();
-        let frames = ((end - first) * self.plan.n_short * self.plan.n_frames) as u32;
+    ) -> Result<(), BackendError> {
+        let rel: Vec<u32> = chunk.starts(batch).collect();
+        let frames = chunk.frames(&self.plan) as u32;
         let groups_x = frames.min(self.gpu.max_groups_x());
         let groups_y = frames.div_ceil(groups_x);
         let params = self.params(frames, groups_x);
-        let chunk = (&batch.samples()[base..stop], rel.as_slice(), params.as_slice());
-        let values = (end - first) * self.plan.long_output_len();
-        self.gpu.submit(slot, chunk, (groups_x, groups_y), values, times).map_err(failed)?;
-        Ok(first..end)
+        let signal = &batch.samples()[chunk.samples.clone()];
+        let values = chunk.outputs(&self.plan).len();
+        let upload = (signal, rel.as_slice(), params.as_slice());
+        self.gpu.submit(slot, upload, (groups_x, groups_y), values, times).map_err(failed)
     }
 
     /// Waits for the streamed chunk in `slot`, if any, and copies it into its job's output (or
     /// records the job's error).
     fn finish_slot(&mut self, slot: usize) {
-        let per_long = self.plan.long_output_len();
         let Some((seq, range)) = self.stream.vacate(slot) else { return };
         let Some(flight) = self.stream.flight(seq) else { return };
-        let out = &mut flight.job.out[range.start * per_long..range.end * per_long];
+        let out = &mut flight.job.out[range];
         if let Err(e) = self.gpu.finish(slot, out, &mut flight.times) {
             flight.error.get_or_insert(failed(e));
         }

@@ -1,7 +1,11 @@
 //! The constant tables a device backend (wgpu, CUDA) uploads once per configuration: the
 //! framing table (librosa's centring and reflect padding, from the plan), the window, the
 //! sparse mel filterbank and the element-wise scaling, in f64 for each backend to round as its
-//! arithmetic needs.
+//! arithmetic needs; and what both GPU backends share about moving batches through a device:
+//! chunks ([`chunks`]) and the jobs in flight ([`flights`]).
+
+pub mod chunks;
+pub mod flights;
 
 use crate::config::Config;
 use crate::mel::MelFilterbank;
