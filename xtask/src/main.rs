@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's chores, each making sure first that the system packages it
 //! needs are present.
 //!
-//! - `cargo xtask test [ARGS]`: the whole test suite (`cargo test --workspace ARGS`).
+//! - `cargo xtask test [ARGS]`: the whole test suite (`cargo test --workspace ARGS`, with the
+//!   emulated CUDA device).
 //! - `cargo xtask example`: melkit on the bundled audio in `examples/audio`.
 //! - `cargo xtask bench [--anchors] [--quick]`: the corpus end to end for every backend, the
 //!   criterion benches that define the FFT-bound limit, memory, scaling; JSON and Markdown
@@ -32,6 +33,9 @@ const BUILD_PACKAGES: &[&str] = &["pkg-config", "libhdf5-dev"];
 const TEST_PACKAGES: &[&str] =
     &["python3-h5py", "python3-numpy", "mesa-vulkan-drivers", "libvulkan1", "g++", "python3-pip"];
 
+/// Features the test suite turns on beyond the defaults: the emulated CUDA device.
+const TEST_FEATURES: &str = "melkit-cli/cuda-emulated";
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
@@ -42,7 +46,9 @@ fn main() -> Result<()> {
         "test" => {
             packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
             nvrtc::provide(&root)?;
-            cargo(&[&["test", "--workspace"][..], &strs(&rest)].concat())
+            cargo(
+                &[&["test", "--workspace", "--features", TEST_FEATURES][..], &strs(&rest)].concat(),
+            )
         }
         "example" => {
             packages::ensure(BUILD_PACKAGES)?;

@@ -109,6 +109,22 @@ pub use melkit_core::backend::DeviceTimes as Times;
 /// Why the device could not be used.
 pub type GpuError = String;
 
+/// Why a device was not opened for a configuration.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The adapter cannot take it (an `n_fft` beyond its workgroup memory): the work goes to
+    /// the CPU backend.
+    TooLarge(String),
+    /// The adapter could not be used.
+    Failed(GpuError),
+}
+
+impl From<GpuError> for Refusal {
+    fn from(e: GpuError) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
 fn storage(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -122,7 +138,7 @@ impl Gpu {
     /// Opens the best adapter (discrete, then integrated, then any other, CPU adapters last,
     /// and only when `allow_cpu`) and prepares the kernel for these tables. `Ok(None)`: there
     /// is no adapter to use.
-    pub fn new(tables: &Tables, n_fft: usize, allow_cpu: bool) -> Result<Option<Self>, GpuError> {
+    pub fn new(tables: &Tables, n_fft: usize, allow_cpu: bool) -> Result<Option<Self>, Refusal> {
         Self::with_source(tables, n_fft, allow_cpu, shader_source(n_fft, tables.db))
     }
 
@@ -132,7 +148,7 @@ impl Gpu {
         n_fft: usize,
         allow_cpu: bool,
         source: String,
-    ) -> Result<Option<Self>, GpuError> {
+    ) -> Result<Option<Self>, Refusal> {
         let instance = instance();
         let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
         adapters.sort_by_key(|a| match a.get_info().device_type {
@@ -150,10 +166,10 @@ impl Gpu {
         let limits = adapter.limits();
         let needed = Transform::for_size(n_fft).workgroup_bytes(n_fft, tables.db) as u64;
         if needed > u64::from(limits.max_compute_workgroup_storage_size) {
-            return Err(format!(
+            return Err(Refusal::TooLarge(format!(
                 "n_fft {n_fft} needs {needed} bytes of workgroup memory; {} has {}",
                 summary.name, limits.max_compute_workgroup_storage_size
-            ));
+            )));
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("melkit"),

@@ -21,7 +21,7 @@ use melkit_core::error::BackendError;
 use melkit_core::plan::SegmentPlan;
 
 pub use gpu::{AdapterSummary, adapters};
-use gpu::{Gpu, Times};
+use gpu::{Gpu, Refusal, Times};
 use stream::Stream;
 use tables::Tables;
 
@@ -53,7 +53,8 @@ impl WgpuBackend {
     /// other).
     ///
     /// # Errors
-    /// An invalid configuration, no adapter ("no GPU adapter"), or an adapter too small.
+    /// An invalid configuration, no adapter ("no GPU adapter"), or an adapter too small for
+    /// it ([`BackendError::Unsupported`]).
     pub fn new(config: &Config) -> Result<Self, BackendError> {
         Self::with_chunk_bytes(config, CHUNK_BYTES)
     }
@@ -84,8 +85,13 @@ impl WgpuBackend {
     ) -> Result<Option<Self>, BackendError> {
         let plan = SegmentPlan::new(config)?;
         let tables = Tables::new(config, &plan);
-        let Some(gpu) = Gpu::new(&tables, plan.n_fft, allow_cpu).map_err(unavailable)? else {
-            return Ok(None);
+        let gpu = match Gpu::new(&tables, plan.n_fft, allow_cpu) {
+            Ok(Some(gpu)) => gpu,
+            Ok(None) => return Ok(None),
+            Err(Refusal::TooLarge(reason)) => {
+                return Err(BackendError::Unsupported { backend: "wgpu", reason });
+            }
+            Err(Refusal::Failed(reason)) => return Err(unavailable(reason)),
         };
         let limit = gpu.max_binding().min(chunk_bytes);
         let chunk_longs = chunks::longs_within(limit, chunks::bytes_per_long(&plan));
@@ -257,7 +263,10 @@ mod tests {
         let mut gpu = match Gpu::with_source(&tables, plan.n_fft, true, source) {
             Ok(Some(gpu)) => gpu,
             other => {
-                let reason = other.err().unwrap_or_else(|| "no GPU adapter".into());
+                let reason = match other {
+                    Err(Refusal::TooLarge(r) | Refusal::Failed(r)) => r,
+                    _ => "no GPU adapter".into(),
+                };
                 let required = melkit_core::testing::gpu_required("wgpu");
                 assert!(!required, "wgpu is required but unavailable: {reason}");
                 eprintln!("skipping: wgpu is unavailable: {reason}");

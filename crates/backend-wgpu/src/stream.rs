@@ -19,7 +19,7 @@ pub(crate) struct Stream {
 impl Stream {
     /// Whether no job is in flight.
     pub fn is_idle(&self) -> bool {
-        self.flights.is_idle()
+        self.flights.is_empty()
     }
 
     /// Jobs in flight.

@@ -81,3 +81,41 @@ fn auto_prefers_the_cpu_backend_over_a_cpu_adapter() {
     let expected = if real_gpu { "on backend wgpu" } else { "on backend cpu" };
     assert!(text(&run.stdout).contains(expected), "{}", text(&run.stdout));
 }
+
+/// An `n_fft` beyond the adapter's workgroup memory goes to the CPU backend with a notice
+/// (SPEC §4), never an error, and gives the CPU backend's numbers.
+#[test]
+fn a_size_the_adapter_cannot_take_goes_to_the_cpu_backend() {
+    if skip_without_adapter() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = golden_dir().join("tiny_4096_pcm16_full.wav");
+    let mut outputs = Vec::new();
+    for backend in ["wgpu", "cpu"] {
+        let out = dir.path().join(backend);
+        let run = melkit(&[
+            "run",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--n-fft",
+            "8192",
+            "--format",
+            "npy",
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        assert!(text(&run.stdout).contains("on backend cpu"), "{}", text(&run.stdout));
+        if backend == "wgpu" {
+            let stderr = text(&run.stderr);
+            let notice = "wgpu cannot take this configuration (n_fft 8192 needs 65536 bytes of \
+                          workgroup memory; ";
+            assert!(stderr.contains(notice), "{stderr}");
+            assert!(stderr.contains("): the CPU backend computes it"), "{stderr}");
+        }
+        outputs.push(std::fs::read(out.join("tiny_4096_pcm16_full.npy")).unwrap());
+    }
+    assert!(outputs[0] == outputs[1], "the outputs differ");
+}

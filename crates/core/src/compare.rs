@@ -71,7 +71,7 @@ impl Precision {
     /// CUDA, CPU for the others.
     pub fn of_backend(name: &str) -> Self {
         match name {
-            "wgpu" | "cuda" => Precision::Gpu,
+            "wgpu" | "cuda" | "cuda-emulated" => Precision::Gpu,
             _ => Precision::Cpu,
         }
     }

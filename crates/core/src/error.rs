@@ -66,6 +66,15 @@ pub enum BackendError {
         /// Why.
         reason: String,
     },
+    /// The backend cannot take this configuration on this device (an `n_fft` beyond its
+    /// workgroup or shared memory, say): the work goes to the CPU backend instead (SPEC §4).
+    #[error("backend {backend} cannot take this configuration: {reason}")]
+    Unsupported {
+        /// The backend's name.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The configuration cannot run on this backend.
     #[error(transparent)]
     Config(#[from] ConfigError),

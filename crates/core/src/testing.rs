@@ -131,7 +131,13 @@ fn run(backend: &mut dyn Backend, signals: &[&[f32]]) -> Vec<Vec<f32>> {
 /// failure rather than a skip.
 pub fn gpu_required(backend: &str) -> bool {
     let set = |name: String| std::env::var(name).as_deref() == Ok("1");
-    set("MELKIT_REQUIRE_GPU".into()) || set(format!("MELKIT_REQUIRE_{}", backend.to_uppercase()))
+    set("MELKIT_REQUIRE_GPU".into()) || set(require_variable(backend))
+}
+
+/// The variable that makes backend `backend` required: `MELKIT_REQUIRE_CUDA_EMULATED` for
+/// `cuda-emulated`.
+pub fn require_variable(backend: &str) -> String {
+    format!("MELKIT_REQUIRE_{}", backend.to_uppercase().replace('-', "_"))
 }
 
 /// The backend under test, or `None` (after printing why) when it cannot start here and
@@ -142,8 +148,8 @@ pub fn backend_or_skip(factory: Factory, config: &Config) -> Option<Box<dyn Back
         Err(BackendError::Unavailable { backend, reason }) => {
             assert!(
                 !gpu_required(backend),
-                "MELKIT_REQUIRE_GPU=1 or MELKIT_REQUIRE_{}=1 but backend {backend} is unavailable: {reason}",
-                backend.to_uppercase()
+                "MELKIT_REQUIRE_GPU=1 or {}=1 but backend {backend} is unavailable: {reason}",
+                require_variable(backend)
             );
             eprintln!("skipping: backend {backend} is unavailable: {reason}");
             None

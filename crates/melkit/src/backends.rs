@@ -17,11 +17,16 @@ pub enum BackendKind {
     Wgpu,
     /// NVIDIA GPUs through CUDA.
     Cuda,
+    /// The CUDA backend's host code and kernels on emulated devices on the CPU (the
+    /// `cuda-emulated` feature; a test and development aid, never picked by `auto`, set up by
+    /// `MELKIT_CUDA_EMULATED`).
+    CudaEmulated,
 }
 
 impl BackendKind {
     /// Every choice, as `--backend` names them.
-    pub const NAMES: &'static [&'static str] = &["auto", "cpu", "reference", "wgpu", "cuda"];
+    pub const NAMES: &'static [&'static str] =
+        &["auto", "cpu", "reference", "wgpu", "cuda", "cuda-emulated"];
 
     /// Parses a backend name.
     pub fn parse(s: &str) -> Option<Self> {
@@ -31,6 +36,7 @@ impl BackendKind {
             "reference" | "ref" => Some(BackendKind::Reference),
             "wgpu" => Some(BackendKind::Wgpu),
             "cuda" => Some(BackendKind::Cuda),
+            "cuda-emulated" => Some(BackendKind::CudaEmulated),
             _ => None,
         }
     }
@@ -43,10 +49,11 @@ impl BackendKind {
             BackendKind::Reference => "reference",
             BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
+            BackendKind::CudaEmulated => "cuda-emulated",
         }
     }
 
-    /// The backends compiled into this build.
+    /// The backends compiled into this build (the emulated CUDA device aside).
     pub fn compiled() -> Vec<BackendKind> {
         let mut kinds = vec![BackendKind::Reference];
         if cfg!(feature = "cpu") {
@@ -68,7 +75,10 @@ impl fmt::Display for BackendKind {
     }
 }
 
-#[cfg_attr(all(feature = "cpu", feature = "wgpu", feature = "cuda"), allow(dead_code))]
+#[cfg_attr(
+    all(feature = "cpu", feature = "wgpu", feature = "cuda", feature = "cuda-emulated"),
+    allow(dead_code)
+)]
 fn not_compiled(backend: &'static str) -> BackendError {
     BackendError::Unavailable { backend, reason: "not compiled into this build of melkit".into() }
 }
@@ -77,6 +87,9 @@ fn not_compiled(backend: &'static str) -> BackendError {
 /// and able to start: CUDA where there is a CUDA device, else wgpu on a discrete or integrated
 /// GPU (not on a CPU adapter such as lavapipe, where the CPU backend is faster), else the CPU
 /// backend; a GPU backend that fails to start falls back to the next with a logged warning.
+/// Work a GPU backend cannot take on its device (an `n_fft` beyond its shared or workgroup
+/// memory) goes to the CPU backend with a logged notice, whichever backend was asked for
+/// (SPEC §4).
 ///
 /// # Errors
 /// The configuration is invalid, or the backend asked for is unavailable here.
@@ -87,11 +100,12 @@ pub fn create_backend(
     match kind {
         BackendKind::Reference => Ok(Box::new(ReferenceBackend::new(config)?)),
         BackendKind::Cpu => cpu(config),
-        BackendKind::Wgpu => wgpu(config),
-        BackendKind::Cuda => cuda(config),
+        BackendKind::Wgpu => or_cpu(wgpu(config), config),
+        BackendKind::Cuda => or_cpu(cuda(config), config),
+        BackendKind::CudaEmulated => or_cpu(cuda_emulated(config), config),
         BackendKind::Auto => {
             if cuda_device_present() {
-                match cuda(config) {
+                match or_cpu(cuda(config), config) {
                     Ok(backend) => return Ok(backend),
                     Err(e @ BackendError::Config(_)) => return Err(e),
                     Err(e) => tracing::warn!("{e}; trying the next backend"),
@@ -99,6 +113,9 @@ pub fn create_backend(
             }
             match wgpu_on_gpu(config) {
                 Ok(Some(backend)) => return Ok(backend),
+                Err(BackendError::Unsupported { backend, reason }) => {
+                    return notice(backend, &reason, config);
+                }
                 Ok(None) => {}
                 Err(e @ BackendError::Config(_)) => return Err(e),
                 Err(e) => tracing::warn!("{e}; using the CPU backend"),
@@ -112,6 +129,25 @@ pub fn create_backend(
             })
         }
     }
+}
+
+/// A GPU backend's result, or the CPU backend where it cannot take the configuration.
+fn or_cpu(
+    result: Result<Box<dyn Backend>, BackendError>,
+    config: &Config,
+) -> Result<Box<dyn Backend>, BackendError> {
+    match result {
+        Err(BackendError::Unsupported { backend, reason }) => notice(backend, &reason, config),
+        other => other,
+    }
+}
+
+/// The CPU backend in place of `backend`, which cannot take the configuration, with a notice.
+fn notice(backend: &str, reason: &str, config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    tracing::warn!(
+        "{backend} cannot take this configuration ({reason}): the CPU backend computes it"
+    );
+    cpu(config)
 }
 
 fn cpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
@@ -131,6 +167,26 @@ fn cuda(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
     {
         let _ = config;
         Err(not_compiled("cuda"))
+    }
+}
+
+fn cuda_emulated(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    #[cfg(feature = "cuda-emulated")]
+    {
+        use melkit_backend_cuda::emulated::Emulator;
+        let unavailable = |reason| BackendError::Unavailable { backend: "cuda-emulated", reason };
+        let emulator = Emulator::from_env().map_err(unavailable)?;
+        let mut devices = emulator.start();
+        if config.gpu_workers > 0 {
+            devices.truncate(config.gpu_workers);
+        }
+        let options = melkit_backend_cuda::CudaOptions { path: emulator.path, chunk_longs: None };
+        Ok(Box::new(melkit_backend_cuda::CudaBackend::on_devices(config, devices, options)?))
+    }
+    #[cfg(not(feature = "cuda-emulated"))]
+    {
+        let _ = config;
+        Err(not_compiled("cuda-emulated"))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Every golden case of `../shared/golden` through the library API, on the reference and the
-//! CPU backend, within its tolerance class (SPEC §2).
+//! CPU backend (and the GPU backends where they run), within its tolerance class (SPEC §2).
 
 mod common;
 
@@ -23,4 +23,11 @@ fn golden_cases_on_the_cpu_backend() {
 fn golden_cases_on_the_wgpu_backend() {
     melkit_core::testing::quiet_lavapipe();
     run_all(BackendKind::Wgpu);
+}
+
+/// The CUDA backend's host code and kernels on an emulated device (the `cuda-emulated`
+/// feature; skips without it unless `MELKIT_REQUIRE_CUDA_EMULATED=1`).
+#[test]
+fn golden_cases_on_the_emulated_cuda_backend() {
+    run_all(BackendKind::CudaEmulated);
 }

@@ -184,6 +184,11 @@ pub fn golden_names() -> Vec<String> {
 /// Runs every golden case through `melkit run --backend BACKEND --format npy` and checks each
 /// output against librosa's within the GPU tolerance (1e-4 of the max for `exact` cases).
 pub fn golden_cases_on(backend: &str) {
+    golden_cases_with(backend, &[]);
+}
+
+/// As [`golden_cases_on`], with extra environment variables.
+pub fn golden_cases_with(backend: &str, env: &[(&str, &str)]) {
     let out = tempfile::tempdir().unwrap();
     for name in golden_names() {
         let input = golden_dir().join(format!("{name}.wav"));
@@ -194,7 +199,7 @@ pub fn golden_cases_on(backend: &str) {
             .to_vec();
         args.extend(["--backend", backend, "--format", "npy"].map(String::from));
         args.extend(golden_flags(&name));
-        let run = melkit(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let run = melkit_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), env);
         assert!(run.status.success(), "{name}: {}", text(&run.stderr));
         let on = format!("on backend {backend}");
         assert!(text(&run.stdout).contains(&on), "{}", text(&run.stdout));

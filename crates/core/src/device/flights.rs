@@ -37,7 +37,7 @@ impl<P> Default for Flights<P> {
 
 impl<P> Flights<P> {
     /// Whether no job is in flight.
-    pub fn is_idle(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.flights.is_empty()
     }
 
@@ -105,6 +105,6 @@ mod tests {
         assert_eq!(second.unwrap_err().to_string(), "backend t failed: first");
         assert_eq!(flights.len(), 1);
         assert!(flights.pop().is_some());
-        assert!(flights.pop().is_none() && flights.is_idle());
+        assert!(flights.pop().is_none() && flights.is_empty());
     }
 }

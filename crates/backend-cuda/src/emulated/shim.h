@@ -1,6 +1,9 @@
-// Just enough of CUDA for g++ to run melkit's kernels on a CPU, for tests on machines with no
-// GPU: each thread of a block is a std::thread, __syncthreads is a barrier, blocks run one after
-// another (so one array serves as every block's shared memory).
+// Just enough of CUDA for g++ to run melkit's kernels on a CPU, for the emulated device: a
+// kernel with barriers runs each block with a few std::threads (at most 4; melkit's kernels
+// stride by blockDim, so any count gives the same numbers) and __syncthreads is a barrier; a
+// kernel without barriers runs every thread of every block in turn on one thread. Blocks run
+// one after another, so one array serves as every block's shared memory.
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -40,24 +43,28 @@ using std::log10;
 using std::pow;
 using std::sqrt;
 
-// Runs `kernel` on a grid of `blocks` blocks of `threads` threads.
-inline void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+// Runs a kernel without barriers: every (block, thread) of the grid in turn.
+inline void launch_serial(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
     blockDim.x = threads;
     gridDim.x = blocks;
-    if (threads == 1) {  // a kernel with no barrier: one thread walks the grid
-        threadIdx.x = 0;
-        for (unsigned b = 0; b < blocks; ++b) {
-            blockIdx.x = b;
+    for (unsigned b = 0; b < blocks; ++b) {
+        blockIdx.x = b;
+        for (unsigned t = 0; t < threads; ++t) {
+            threadIdx.x = t;
             kernel();
         }
-        return;
     }
-    std::barrier<> barrier(threads);
-    block_barrier = &barrier;
-    blockDim.x = threads;
+}
+
+// Runs a kernel with barriers: each block with min(threads, 4) std::threads.
+inline void launch_blocks(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+    const unsigned n = std::min(threads, 4u);
+    blockDim.x = n;
     gridDim.x = blocks;
+    std::barrier<> barrier(n);
+    block_barrier = &barrier;
     std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t) {
+    for (unsigned t = 0; t < n; ++t) {
         pool.emplace_back([&, t] {
             threadIdx.x = t;
             for (unsigned b = 0; b < blocks; ++b) {
@@ -70,4 +77,5 @@ inline void launch(unsigned blocks, unsigned threads, const std::function<void()
     for (auto& th : pool) {
         th.join();
     }
+    block_barrier = nullptr;
 }
