@@ -16,16 +16,22 @@ impl Emulated {
         Ok(())
     }
 
-    /// Checks a launch against the device's limits and counts it; the kernel error a fault
-    /// injects, if any, to report in its place.
-    fn check_launch(&self, launch: Launch) -> Result<Option<DeviceError>, DeviceError> {
+    /// Checks a launch against the device's limits, counts it and queues `kernel` on
+    /// `stream` (or, in its place, the kernel error a fault injects).
+    fn queue_launch(
+        &self,
+        stream: &Stream,
+        launch: Launch,
+        kernel: impl FnOnce() -> Result<(), DeviceError> + Send + 'static,
+    ) -> Result<(), DeviceError> {
         if launch.shared_bytes as usize > self.state.options.shared_memory {
             return Err(DeviceError::new(format!(
                 "too many resources requested for launch: {} bytes of shared memory, {} allowed",
                 launch.shared_bytes, self.state.options.shared_memory
             )));
         }
-        self.launch()
+        let fault = self.launch()?;
+        Self::queue(stream, Box::new(move || fault.map_or_else(kernel, Err)))
     }
 }
 
@@ -159,7 +165,6 @@ impl Device for Emulated {
         (t, chunk): (&Tables<Self, R>, ChunkArgs<'_, Self>),
         out: &mut Buffer<f32>,
     ) -> Result<(), DeviceError> {
-        let fault = self.check_launch(launch)?;
         let library = kernels.library.clone();
         let (signal, starts) = (chunk.signal.data.clone(), chunk.starts.data.clone());
         let (index, window, twiddles) =
@@ -167,36 +172,30 @@ impl Device for Emulated {
         let (spans, weights, out) =
             (t.mel_spans.data.clone(), t.mel_weights.data.clone(), out.data.clone());
         let frames = chunk.frames;
-        Self::queue(
-            stream,
-            Box::new(move || {
-                if let Some(e) = fault {
-                    return Err(e);
-                }
-                let (signal, starts, index) = (lock(&signal)?, lock(&starts)?, lock(&index)?);
-                let (window, twiddles) = (lock(&window)?, lock(&twiddles)?);
-                let (spans, weights, mut out) = (lock(&spans)?, lock(&weights)?, lock(&out)?);
-                // SAFETY: the pointers are to live vectors locked for the call; the engine
-                // checked every size against what the kernel reads and writes for `frames`.
-                #[allow(unsafe_code)]
-                library::outcome(unsafe {
-                    (library.fused)(
-                        launch.blocks,
-                        launch.threads,
-                        launch.shared_bytes,
-                        signal.as_ptr(),
-                        starts.as_ptr(),
-                        index.as_ptr(),
-                        window.as_ptr().cast::<c_void>(),
-                        twiddles.as_ptr().cast::<c_void>(),
-                        spans.as_ptr(),
-                        weights.as_ptr().cast::<c_void>(),
-                        out.as_mut_ptr(),
-                        frames,
-                    )
-                })
-            }),
-        )
+        self.queue_launch(stream, launch, move || {
+            let (signal, starts, index) = (lock(&signal)?, lock(&starts)?, lock(&index)?);
+            let (window, twiddles) = (lock(&window)?, lock(&twiddles)?);
+            let (spans, weights, mut out) = (lock(&spans)?, lock(&weights)?, lock(&out)?);
+            // SAFETY: the pointers are to live vectors locked for the call; the engine
+            // checked every size against what the kernel reads and writes for `frames`.
+            #[allow(unsafe_code)]
+            library::outcome(unsafe {
+                (library.fused)(
+                    launch.blocks,
+                    launch.threads,
+                    launch.shared_bytes,
+                    signal.as_ptr(),
+                    starts.as_ptr(),
+                    index.as_ptr(),
+                    window.as_ptr().cast::<c_void>(),
+                    twiddles.as_ptr().cast::<c_void>(),
+                    spans.as_ptr(),
+                    weights.as_ptr().cast::<c_void>(),
+                    out.as_mut_ptr(),
+                    frames,
+                )
+            })
+        })
     }
 
     fn framing<R: Real>(
@@ -207,36 +206,29 @@ impl Device for Emulated {
         (t, chunk): (&Tables<Self, R>, ChunkArgs<'_, Self>),
         frames: &mut Buffer<R>,
     ) -> Result<(), DeviceError> {
-        let fault = self.check_launch(launch)?;
         let library = kernels.library.clone();
         let (signal, starts) = (chunk.signal.data.clone(), chunk.starts.data.clone());
         let (index, window, framed) =
             (t.frame_index.data.clone(), t.window.data.clone(), frames.data.clone());
         let total = chunk.frames;
-        Self::queue(
-            stream,
-            Box::new(move || {
-                if let Some(e) = fault {
-                    return Err(e);
-                }
-                let (signal, starts, index) = (lock(&signal)?, lock(&starts)?, lock(&index)?);
-                let (window, mut framed) = (lock(&window)?, lock(&framed)?);
-                // SAFETY: as for `fused`.
-                #[allow(unsafe_code)]
-                library::outcome(unsafe {
-                    (library.framing)(
-                        launch.blocks,
-                        launch.threads,
-                        signal.as_ptr(),
-                        starts.as_ptr(),
-                        index.as_ptr(),
-                        window.as_ptr().cast::<c_void>(),
-                        framed.as_mut_ptr().cast::<c_void>(),
-                        total,
-                    )
-                })
-            }),
-        )
+        self.queue_launch(stream, launch, move || {
+            let (signal, starts, index) = (lock(&signal)?, lock(&starts)?, lock(&index)?);
+            let (window, mut framed) = (lock(&window)?, lock(&framed)?);
+            // SAFETY: as for `fused`.
+            #[allow(unsafe_code)]
+            library::outcome(unsafe {
+                (library.framing)(
+                    launch.blocks,
+                    launch.threads,
+                    signal.as_ptr(),
+                    starts.as_ptr(),
+                    index.as_ptr(),
+                    window.as_ptr().cast::<c_void>(),
+                    framed.as_mut_ptr().cast::<c_void>(),
+                    total,
+                )
+            })
+        })
     }
 
     fn power_mel<R: Real>(
@@ -247,33 +239,26 @@ impl Device for Emulated {
         (t, spectra, total): (&Tables<Self, R>, &Buffer<R::Complex>, u32),
         out: &mut Buffer<f32>,
     ) -> Result<(), DeviceError> {
-        let fault = self.check_launch(launch)?;
         let library = kernels.library.clone();
         let (spectra, spans) = (spectra.data.clone(), t.mel_spans.data.clone());
         let (weights, out) = (t.mel_weights.data.clone(), out.data.clone());
-        Self::queue(
-            stream,
-            Box::new(move || {
-                if let Some(e) = fault {
-                    return Err(e);
-                }
-                let (spectra, spans, weights) = (lock(&spectra)?, lock(&spans)?, lock(&weights)?);
-                let mut out = lock(&out)?;
-                // SAFETY: as for `fused`.
-                #[allow(unsafe_code)]
-                library::outcome(unsafe {
-                    (library.power_mel)(
-                        launch.blocks,
-                        launch.threads,
-                        spectra.as_ptr().cast::<c_void>(),
-                        spans.as_ptr(),
-                        weights.as_ptr().cast::<c_void>(),
-                        out.as_mut_ptr(),
-                        total,
-                    )
-                })
-            }),
-        )
+        self.queue_launch(stream, launch, move || {
+            let (spectra, spans, weights) = (lock(&spectra)?, lock(&spans)?, lock(&weights)?);
+            let mut out = lock(&out)?;
+            // SAFETY: as for `fused`.
+            #[allow(unsafe_code)]
+            library::outcome(unsafe {
+                (library.power_mel)(
+                    launch.blocks,
+                    launch.threads,
+                    spectra.as_ptr().cast::<c_void>(),
+                    spans.as_ptr(),
+                    weights.as_ptr().cast::<c_void>(),
+                    out.as_mut_ptr(),
+                    total,
+                )
+            })
+        })
     }
 
     fn fft_plan<R: Real>(

@@ -19,9 +19,11 @@ pub fn golden_dir() -> PathBuf {
 /// A tuning profile that does not exist: a machine's own must not change the tests.
 pub const NO_TUNE_PROFILE: &str = "/nonexistent/melkit-tests/tune.json";
 
-/// The `melkit` under test, without a tuning profile.
+/// The `melkit` under test (`MELKIT_BIN` where the test binary was built elsewhere, as for a
+/// device run), without a tuning profile.
 pub fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_melkit"));
+    let bin = std::env::var_os("MELKIT_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_melkit").into());
+    let mut command = Command::new(bin);
     command.env("MELKIT_TUNE_PROFILE", NO_TUNE_PROFILE);
     command
 }
