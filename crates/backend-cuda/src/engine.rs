@@ -176,8 +176,11 @@ impl<D: Device, R: Real> Engine<D, R> {
         loop {
             match self.try_start(slot, batch) {
                 Err(e) if e.oom && self.chunk_longs > 1 => {
-                    // The failed batch's queued work finishes (or fails) before its buffers go.
-                    let _ = self.device.synchronize(&self.slots[slot].stream);
+                    // Every queued operation finishes (or fails) before buffers and FFT plans
+                    // go (a plan is destroyed at once, not in stream order).
+                    for s in &self.slots {
+                        let _ = self.device.synchronize(&s.stream);
+                    }
                     self.chunk_longs /= 2;
                     for s in &mut self.slots {
                         s.device = None;
@@ -290,6 +293,15 @@ impl<D: Device, R: Real> Engine<D, R> {
     }
 }
 
+impl<D: Device, R: Real> Drop for Engine<D, R> {
+    /// Waits for both slots' queued work before the host buffers and FFT plans it uses go.
+    fn drop(&mut self) {
+        for s in &self.slots {
+            let _ = self.device.synchronize(&s.stream);
+        }
+    }
+}
+
 /// A kernel's `need` values of `what` against a buffer of `have`: an error, never an overrun.
 fn fits(what: &str, need: usize, have: usize) -> Result<(), DeviceError> {
     if need > have {
@@ -312,7 +324,10 @@ fn host<D: Device, T: Elem>(
         return Ok(());
     }
     *buffer = None;
-    *buffer = Some(device.alloc_host(len.max(1).next_power_of_two(), read_back)?);
+    // Host buffers hold the whole batch: smaller chunks would not help, so running out of
+    // page-locked memory is not an out-of-memory the engine halves its chunks for.
+    let allocated = device.alloc_host(len.max(1).next_power_of_two(), read_back);
+    *buffer = Some(allocated.map_err(|e| DeviceError::new(e.reason))?);
     Ok(())
 }
 
@@ -358,8 +373,8 @@ impl<D: Device, R: Real> Buffers<D, R> {
     }
 }
 
-/// The FFT plan for `frames` transforms of `n` points (a few kept, the last chunk of a batch
-/// being shorter).
+/// The FFT plan for `frames` transforms of `n` points (the four most recently used kept: the
+/// last chunk of a batch is shorter).
 fn plan_for<'p, D: Device, R: Real>(
     device: &D,
     plans: &'p mut Vec<(usize, D::Fft)>,
@@ -368,9 +383,14 @@ fn plan_for<'p, D: Device, R: Real>(
     frames: usize,
 ) -> Result<&'p D::Fft, DeviceError> {
     if let Some(i) = plans.iter().position(|(f, _)| *f == frames) {
-        return Ok(&plans[i].1);
+        // The most recently used last, so that eviction takes the least recently used.
+        let hit = plans.remove(i);
+        plans.push(hit);
+        return Ok(&plans[plans.len() - 1].1);
     }
     if plans.len() >= 4 {
+        // Work queued on the stream may still use the plan: it is destroyed at once.
+        device.synchronize(stream)?;
         plans.remove(0);
     }
     plans.push((frames, device.fft_plan::<R>(stream, n, frames)?));

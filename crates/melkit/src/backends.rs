@@ -120,13 +120,7 @@ pub fn create_backend(
                 Err(e @ BackendError::Config(_)) => return Err(e),
                 Err(e) => tracing::warn!("{e}; using the CPU backend"),
             }
-            cpu(config).or_else(|e| match e {
-                BackendError::Unavailable { .. } => {
-                    tracing::warn!("no fast backend compiled in: using the reference backend");
-                    Ok(Box::new(ReferenceBackend::new(config)?))
-                }
-                other => Err(other),
-            })
+            cpu_or_reference(config)
         }
     }
 }
@@ -147,7 +141,18 @@ fn notice(backend: &str, reason: &str, config: &Config) -> Result<Box<dyn Backen
     tracing::warn!(
         "{backend} cannot take this configuration ({reason}): the CPU backend computes it"
     );
-    cpu(config)
+    cpu_or_reference(config)
+}
+
+/// The CPU backend, or the reference one where the CPU backend is not compiled in.
+fn cpu_or_reference(config: &Config) -> Result<Box<dyn Backend>, BackendError> {
+    cpu(config).or_else(|e| match e {
+        BackendError::Unavailable { .. } => {
+            tracing::warn!("no fast backend compiled in: using the reference backend");
+            Ok(Box::new(ReferenceBackend::new(config)?))
+        }
+        other => Err(other),
+    })
 }
 
 fn cpu(config: &Config) -> Result<Box<dyn Backend>, BackendError> {

@@ -86,12 +86,19 @@ pub(crate) fn load(defines: &str) -> Result<Arc<KernelLibrary>, DeviceError> {
     Ok(library)
 }
 
-/// Where built libraries are kept: `MELKIT_CUDA_EMULATED_CACHE`, or a folder in the temporary
-/// directory.
+/// Where built libraries are kept: `MELKIT_CUDA_EMULATED_CACHE`, else the user's own cache
+/// (`$XDG_CACHE_HOME` or `~/.cache`, `melkit/cuda-emulated`), never a folder others can write
+/// to (a library found there is loaded and run).
 fn cache_dir() -> PathBuf {
-    std::env::var_os("MELKIT_CUDA_EMULATED_CACHE")
+    if let Some(dir) = std::env::var_os("MELKIT_CUDA_EMULATED_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"));
+    std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("melkit-cuda-emulated"))
+        .or(home)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("melkit-{}", std::process::id())))
+        .join("melkit/cuda-emulated")
 }
 
 /// The library for `source`, built by g++ unless the cache has it.
@@ -102,7 +109,10 @@ fn build(source: &str, key: &str) -> Result<PathBuf, DeviceError> {
         return Ok(target);
     }
     let io = |e: std::io::Error| DeviceError::new(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(&dir).map_err(io)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io)?;
+    }
     // Built under a name of this process's own, then renamed: concurrent builds never see a
     // half-written library.
     let pid = std::process::id();
