@@ -2,7 +2,7 @@
 //! needs are present.
 //!
 //! - `cargo xtask test [ARGS]`: the whole test suite (`cargo test --workspace ARGS`, with the
-//!   emulated CUDA device).
+//!   emulated CUDA device), then the Python package's (built by maturin into `target/py-venv`).
 //! - `cargo xtask example`: melkit on the bundled audio in `examples/audio`.
 //! - `cargo xtask bench [--anchors] [--quick]`: the corpus end to end for every backend, the
 //!   criterion benches that define the FFT-bound limit, memory, scaling; JSON and Markdown
@@ -17,6 +17,7 @@ mod examples;
 mod fuzz;
 mod nvrtc;
 mod packages;
+mod python;
 mod scale;
 mod venv;
 
@@ -30,8 +31,15 @@ const BUILD_PACKAGES: &[&str] = &["pkg-config", "libhdf5-dev"];
 /// What the tests need besides: h5py and numpy to read outputs back as users do, lavapipe
 /// (Mesa's Vulkan on the CPU) for the wgpu backend's tests, g++ to run the CUDA kernels on the
 /// CPU, and pip to fetch NVRTC (to compile them as the CUDA backend does).
-const TEST_PACKAGES: &[&str] =
-    &["python3-h5py", "python3-numpy", "mesa-vulkan-drivers", "libvulkan1", "g++", "python3-pip"];
+const TEST_PACKAGES: &[&str] = &[
+    "python3-h5py",
+    "python3-numpy",
+    "mesa-vulkan-drivers",
+    "libvulkan1",
+    "g++",
+    "python3-pip",
+    "python3-venv",
+];
 
 /// Features the test suite turns on beyond the defaults: the emulated CUDA device.
 const TEST_FEATURES: &str = "melkit-cli/cuda-emulated";
@@ -48,7 +56,8 @@ fn main() -> Result<()> {
             nvrtc::provide(&root)?;
             cargo(
                 &[&["test", "--workspace", "--features", TEST_FEATURES][..], &strs(&rest)].concat(),
-            )
+            )?;
+            python::test(&root)
         }
         "example" => {
             packages::ensure(BUILD_PACKAGES)?;

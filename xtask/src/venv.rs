@@ -1,6 +1,6 @@
 //! The Python the benchmarks need, in a virtual environment under `target/bench-venv` (made and
 //! filled with pip on first use): numpy and soundfile for the corpus generator; librosa, soxr,
-//! torch and torchaudio as well for the anchors (`--anchors`).
+//! torch and torchaudio as well for the anchors (`--anchors`); and any other venv the tasks need.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,17 +9,21 @@ use anyhow::{Result, bail};
 
 /// The venv's python, with the packages the corpus (and with `anchors`, the anchors) need.
 pub fn python(root: &Path, anchors: bool) -> Result<PathBuf> {
-    let venv = root.join("target/bench-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("$ python3 -m venv {}", venv.display());
-        if !Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success() {
-            bail!("python3 -m venv failed (Debian: apt-get install python3-venv)");
-        }
-    }
     let mut packages = vec!["numpy", "soundfile"];
     if anchors {
         packages.extend(["librosa", "soxr", "torch", "torchaudio"]);
+    }
+    with_packages(&root.join("target/bench-venv"), &packages)
+}
+
+/// The python of the venv at `venv` (made on first use), with `packages` installed.
+pub fn with_packages(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        eprintln!("$ python3 -m venv {}", venv.display());
+        if !Command::new("python3").arg("-m").arg("venv").arg(venv).status()?.success() {
+            bail!("python3 -m venv failed (Debian: apt-get install python3-venv)");
+        }
     }
     let imports = packages.iter().map(|p| p.replace('-', "_")).collect::<Vec<_>>().join(", ");
     let present = Command::new(&python)
@@ -30,7 +34,7 @@ pub fn python(root: &Path, anchors: bool) -> Result<PathBuf> {
         eprintln!("$ {} -m pip install {}", python.display(), packages.join(" "));
         let status = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(&packages)
+            .args(packages)
             .status()?;
         if !status.success() {
             bail!("pip install {} failed", packages.join(" "));

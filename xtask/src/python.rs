@@ -1,0 +1,31 @@
+//! The Python package's tests: `pip install ./crates/python` (maturin builds the wheel) into a
+//! venv under `target/py-venv` with pytest, numpy and h5py, then pytest on `crates/python/tests`.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+/// Builds and installs the package, and runs its tests.
+pub fn test(root: &Path) -> Result<()> {
+    let python =
+        crate::venv::with_packages(&root.join("target/py-venv"), &["pytest", "numpy", "h5py"])?;
+    let run = |args: &[&str]| -> Result<()> {
+        eprintln!("$ {} {}", python.display(), args.join(" "));
+        if !Command::new(&python).args(args).current_dir(root).status()?.success() {
+            bail!("{} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&[
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--force-reinstall",
+        "--no-deps",
+        "./crates/python",
+    ])?;
+    run(&["-m", "pytest", "-q", "crates/python/tests"])
+}
