@@ -31,6 +31,7 @@ pub mod report;
 pub mod shard;
 #[cfg(feature = "hdf5")]
 pub mod stacked;
+pub mod stream;
 pub mod tensor;
 pub mod verify;
 
@@ -44,6 +45,7 @@ pub use melkit_core::{
 pub use melkit_io::{Compression, OutputFormat};
 pub use pipeline::{OutputOptions, Pipeline, Progress};
 pub use report::{FileOutcome, FileStats, RunReport, Stage, StageTimes};
+pub use stream::Streamer;
 pub use tensor::MelTensor;
 
 /// The version of melkit, as recorded in every output.

@@ -6,6 +6,7 @@
 mod config;
 mod errors;
 mod pipeline;
+mod stream;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,7 @@ fn _melkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", melkit::VERSION)?;
     m.add_class::<config::PipelineConfig>()?;
     m.add_class::<pipeline::AudioPipeline>()?;
+    m.add_class::<stream::Streamer>()?;
     m.add_function(wrap_pyfunction!(pipeline::write_tensor, m)?)?;
     Ok(())
 }

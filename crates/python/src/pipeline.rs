@@ -42,7 +42,7 @@ fn kind(py: Python<'_>, name: &str) -> PyResult<BackendKind> {
 
 impl AudioPipeline {
     /// Runs `f` on the pipeline, built first (again in a forked child), without the GIL.
-    fn with<T: Send>(
+    pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut Pipeline) -> Result<T, melkit::Error> + Send,
@@ -52,7 +52,11 @@ impl AudioPipeline {
             let mut owned = self.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let pid = std::process::id();
             if owned.as_ref().is_none_or(|o| o.pid != pid) {
-                *owned = None;
+                // In a forked child the parent's pool threads do not exist: its pipeline is
+                // left alone (never dropped, which would wait for them), and a new one built.
+                if let Some(parent) = owned.take() {
+                    std::mem::forget(parent);
+                }
                 *owned = Some(Owned { pid, pipeline: Pipeline::new(config, kind)? });
             }
             match owned.as_mut() {
@@ -64,6 +68,31 @@ impl AudioPipeline {
     }
 }
 
+/// `samples` as a 1-D float32 array, or a `TypeError` saying what it is instead.
+pub fn signal_of<'py>(samples: &Bound<'py, PyAny>) -> PyResult<numpy::PyReadonlyArray1<'py, f32>> {
+    let array = samples.cast::<PyArray1<f32>>().map_err(|_| {
+        let (dtype, ndim) = match samples.cast::<numpy::PyUntypedArray>() {
+            Ok(a) => (a.dtype().str().map(|s| s.to_string()).unwrap_or_default(), a.ndim()),
+            Err(_) => (samples.get_type().name().map(|s| s.to_string()).unwrap_or_default(), 0),
+        };
+        PyTypeError::new_err(format!(
+            "samples must be a 1-D numpy array of float32, not {dtype} with {ndim} dimensions"
+        ))
+    })?;
+    Ok(array.readonly())
+}
+
+/// A tensor as a float32 numpy array that owns its buffer (no copy).
+pub fn array<'py>(
+    py: Python<'py>,
+    tensor: MelTensor,
+) -> PyResult<Bound<'py, numpy::PyArray4<f32>>> {
+    let shape = tensor.shape();
+    Ok(Array4::from_shape_vec(shape, tensor.into_data())
+        .map_err(|e| errors::internal(&e.to_string()))?
+        .into_pyarray(py))
+}
+
 /// The seeds' result dictionary for one tensor.
 fn results<'py>(
     py: Python<'py>,
@@ -73,9 +102,7 @@ fn results<'py>(
     seconds: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let shape = tensor.shape();
-    let array = Array4::from_shape_vec(shape, tensor.into_data())
-        .map_err(|e| errors::internal(&e.to_string()))?
-        .into_pyarray(py);
+    let array = array(py, tensor)?;
     let stages = PyDict::new(py);
     for stage in Stage::ALL {
         stages.set_item(stage.name(), stats.times.get(stage).as_secs_f64())?;
@@ -161,16 +188,7 @@ impl AudioPipeline {
         sample_rate: u32,
         audio_id: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let array = samples.cast::<PyArray1<f32>>().map_err(|_| {
-            let (dtype, ndim) = match samples.cast::<numpy::PyUntypedArray>() {
-                Ok(a) => (a.dtype().str().map(|s| s.to_string()).unwrap_or_default(), a.ndim()),
-                Err(_) => (samples.get_type().name().map(|s| s.to_string()).unwrap_or_default(), 0),
-            };
-            PyTypeError::new_err(format!(
-                "samples must be a 1-D numpy array of float32, not {dtype} with {ndim} dimensions"
-            ))
-        })?;
-        let signal = array.readonly();
+        let signal = signal_of(samples)?;
         let signal = signal.as_slice().map_err(|e| PyTypeError::new_err(e.to_string()))?;
         let started = Instant::now();
         let tensor = self.with(py, |p| p.process_signal(signal, sample_rate))?;
@@ -179,6 +197,12 @@ impl AudioPipeline {
             ..FileStats::default()
         };
         results(py, audio_id, tensor, &stats, started.elapsed().as_secs_f64())
+    }
+
+    /// A stream of samples at `sample_rate` Hz: `push(samples)` returns the long segments
+    /// they complete, `finish()` the rest.
+    fn streamer(slf: Bound<'_, Self>, sample_rate: u32) -> PyResult<crate::stream::Streamer> {
+        crate::stream::Streamer::open(slf.py(), slf.unbind(), sample_rate)
     }
 
     /// Runs the batch pipeline over `paths` (files or folders) into `output_dir` in `format`

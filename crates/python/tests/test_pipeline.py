@@ -11,7 +11,7 @@ import pytest
 import melkit
 from melkit import AudioPipeline, PipelineConfig
 
-GOLDEN = Path(os.environ.get("MELKIT_GOLDEN_DIR", Path(__file__).parents[4] / "shared" / "golden"))
+from conftest import GOLDEN
 CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))
 
 

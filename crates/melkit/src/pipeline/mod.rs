@@ -252,6 +252,27 @@ impl Pipeline {
         Ok(self.compute_one(|batch, plan| batch.push(plan, &signal), FileStats::default())?.0)
     }
 
+    /// Computes `n_long` consecutive long segments of a prepared signal: `samples` runs from
+    /// the first one's start to the last one's end (`(n_long − 1) · hop + long_len` samples).
+    /// The per-file scaling is applied as if the block were the whole file.
+    ///
+    /// # Errors
+    /// `samples` of the wrong length, or the backend fails.
+    pub fn process_block(&mut self, samples: &[f32], n_long: usize) -> Result<MelTensor, Error> {
+        let plan = self.plan();
+        if n_long == 0 || samples.len() != plan.padded_len(n_long) {
+            return Err(Error::Usage(format!(
+                "a block of {n_long} long segments has {} samples, not {}",
+                plan.padded_len(n_long),
+                samples.len()
+            )));
+        }
+        let push = |batch: &mut SignalBatch, plan: &SegmentPlan| {
+            batch.push_prepared(plan, samples, n_long)
+        };
+        Ok(self.compute_one(push, FileStats::default())?.0)
+    }
+
     /// Segment, compute and scale one prepared signal.
     fn compute_one(
         &mut self,

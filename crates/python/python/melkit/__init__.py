@@ -50,7 +50,7 @@ class AudioPipeline(_melkit.AudioPipeline):
             _melkit.write_tensor(path, tensor, format, source, config, rate)
         elif format == "h5":
             try:
-                import h5py
+                import h5py  # type: ignore[import-untyped]
             except ImportError as e:
                 raise MelkitError("format h5 needs h5py: pip install melkit[h5]") from e
             with h5py.File(path, "w") as f:
