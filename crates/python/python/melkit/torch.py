@@ -5,7 +5,7 @@ or open files (the pipeline, the HDF5 file) is made lazily in each process, neve
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -91,6 +91,18 @@ class StackedDataset(Dataset):
         row = np.ascontiguousarray(self._mel()[i % self._len], dtype=np.float32)
         mel = torch.from_numpy(row)
         return mel if self.labels is None else (mel, self.labels[i])
+
+    def __getitems__(self, indices: List[int]) -> List[Union[torch.Tensor, Tuple[torch.Tensor, Any]]]:
+        """A DataLoader's batch in one read where its rows are consecutive (each item a view of
+        the block read), else row by row."""
+        rows = [i % self._len if -self._len <= i < self._len else i for i in indices]
+        if len(rows) > 1 and rows == list(range(rows[0], rows[0] + len(rows))):
+            block = np.ascontiguousarray(self._mel()[rows[0]:rows[-1] + 1], dtype=np.float32)
+            mels = list(torch.from_numpy(block).unbind(0))
+            if self.labels is None:
+                return list(mels)
+            return [(m, self.labels[i]) for m, i in zip(mels, rows)]
+        return [self[i] for i in indices]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
