@@ -48,18 +48,47 @@ def test_golden_through_process_audio_file(name):
     assert set(stats["stages"]) == {"decode", "resample", "segment", "compute", "scale", "write"}
 
 
-def test_golden_through_process_array():
-    import wave
-    name = "tones_4096_pcm16"
+def read_wav(path):
+    """A WAV file's samples, mixed to mono (the channels' mean), and its rate: PCM 16/24 bit
+    and float32, as the golden cases are."""
+    import struct
+    data = Path(path).read_bytes()
+    at, fmt, pcm = 12, None, None
+    while at < len(data):
+        kind, size = data[at:at + 4], struct.unpack("<I", data[at + 4:at + 8])[0]
+        body = data[at + 8:at + 8 + size]
+        if kind == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", body[:16])
+        elif kind == b"data":
+            pcm = body
+        at += 8 + size + (size & 1)
+    code, channels, rate, _, _, bits = fmt
+    if code == 3:
+        x = np.frombuffer(pcm, dtype="<f4").astype(np.float32)
+    elif bits == 16:
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    else:
+        b = np.frombuffer(pcm, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
+    return x.reshape(-1, channels).mean(axis=1, dtype=np.float32), rate
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_through_process_array(name):
     keys, want, tolerance = case(name)
-    with wave.open(str(GOLDEN / f"{name}.wav")) as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        rate = w.getframerate()
-    samples = (pcm.astype(np.float32) / 32768.0)
+    samples, rate = read_wav(GOLDEN / f"{name}.wav")
     pipeline = AudioPipeline(PipelineConfig(use_gpu=False, **keys))
     check(pipeline.process_array(samples, rate)["mel_matrix_3d"], want, tolerance, name)
+
+
+def test_process_array_takes_float32_only():
+    pipeline = AudioPipeline(PipelineConfig(use_gpu=False))
+    samples = np.zeros(4096, dtype=np.float64)
     with pytest.raises(TypeError, match="samples must be a 1-D numpy array of float32, not float64 with 1 dimensions"):
-        pipeline.process_array(samples.astype(np.float64), rate)
+        pipeline.process_array(samples, 4096)
+    with pytest.raises(TypeError, match="not float32 with 2 dimensions"):
+        pipeline.process_array(np.zeros((2, 8), dtype=np.float32), 4096)
 
 
 def test_the_array_owns_melkits_buffer_without_a_copy():
@@ -121,3 +150,32 @@ def test_process_files_runs_the_batch_pipeline(tmp_path):
     assert report["files_ok"] == 2 and seen[-1] == (2, 2)
     single = pipeline.process_audio_file(inputs[0])["mel_matrix_3d"]
     assert np.array_equal(np.load(tmp_path / "tones_4096_pcm16.npy"), single)
+
+
+def test_backends_by_name_and_by_use_gpu():
+    try:
+        AudioPipeline(PipelineConfig(), backend="cuda")
+    except melkit.BackendUnavailableError as e:
+        assert "backend cuda is unavailable: " in str(e)
+    with pytest.raises(ValueError, match="backend `tpu` is unknown: must be one of auto, cpu"):
+        AudioPipeline(PipelineConfig(), backend="tpu")
+    assert AudioPipeline(PipelineConfig(use_gpu=False)).backend_name == "cpu"
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipeline = AudioPipeline(PipelineConfig(use_gpu=True))
+    warned = [str(w.message) for w in caught]
+    if pipeline.backend_name == "cpu":
+        assert warned == ["use_gpu=True but no GPU backend can start here: computing on the CPU"]
+    else:
+        assert warned == []
+
+
+def test_the_module_links_no_libhdf5():
+    import shutil
+    import subprocess
+    ldd = shutil.which("ldd")
+    if ldd is None:
+        pytest.skip("no ldd")
+    linked = subprocess.run([ldd, melkit._melkit.__file__], capture_output=True, text=True).stdout
+    assert "hdf5" not in linked and "libpython" not in linked, linked
