@@ -38,6 +38,9 @@ pub enum Commands {
     /// Merge the stacked outputs of a run's shards into one stacked HDF5 dataset, after
     /// checking that they share one configuration and hold every input exactly once.
     Merge(MergeArgs),
+    /// Serve mel tensors over HTTP (POST /v1/mel) with dynamic batching, health, metrics and
+    /// an optional guarded canary.
+    Serve(Box<crate::serve::ServeArgs>),
 }
 
 /// `melkit merge`.
@@ -311,7 +314,7 @@ fn parse_format(s: &str) -> Result<OutputFormat, String> {
         .ok_or_else(|| format!("must be one of {}", OutputFormat::NAMES.join(", ")))
 }
 
-fn parse_backend(s: &str) -> Result<BackendKind, String> {
+pub(crate) fn parse_backend(s: &str) -> Result<BackendKind, String> {
     BackendKind::parse(s).ok_or_else(|| format!("must be one of {}", BackendKind::NAMES.join(", ")))
 }
 

@@ -3,6 +3,7 @@
 
 mod args;
 mod progress;
+mod serve;
 mod tools;
 mod tuned;
 
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             init_logging(false, false, false);
             finish(tools::merge(&args))
         }
+        Commands::Serve(args) => finish(serve::run(&args)),
         Commands::Show(args) => {
             init_logging(false, false, false);
             finish(tools::show(&args))

@@ -273,6 +273,29 @@ impl Pipeline {
         Ok(self.compute_one(push, FileStats::default())?.0)
     }
 
+    /// Computes several mono signals already at the configured rate in one backend call (a
+    /// service's dynamic batch), each cut or padded to its fixed length and scaled as a file.
+    ///
+    /// # Errors
+    /// The backend fails (for the whole batch).
+    pub fn process_signals(&mut self, signals: &[&[f32]]) -> Result<Vec<MelTensor>, Error> {
+        let mut batch = SignalBatch::new();
+        let items: Vec<BatchItem> =
+            signals.iter().map(|s| batch.push(self.backend.plan(), s)).collect();
+        let mut out = Vec::new();
+        let mut times = StageTimes::default();
+        self.compute(&batch, &mut out, &mut times)?;
+        let plan = self.plan().clone();
+        Ok(items
+            .iter()
+            .map(|&item| {
+                let mut values = batch.item_output(&plan, item, &out).to_vec();
+                self.file_scale.apply(&mut values);
+                MelTensor::new(values, plan.shape(item.n_long))
+            })
+            .collect())
+    }
+
     /// Segment, compute and scale one prepared signal.
     fn compute_one(
         &mut self,

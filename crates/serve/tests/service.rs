@@ -1,0 +1,176 @@
+//! The service over HTTP: golden cases within SPEC §2, each class of bad input with its status
+//! and reason, overload answered 503 at once, metrics counting, and the configuration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use melkit::Config;
+use melkit_serve::ServeOptions;
+
+fn golden_config(name: &str) -> (Config, Vec<f32>, Vec<usize>, String) {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden_dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let mut config = Config::default();
+    for (key, value) in meta["config"].as_object().unwrap() {
+        let text = match value {
+            serde_json::Value::Null if key == "sample_length" => "full".to_string(),
+            serde_json::Value::Null => "none".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        config.set(key, &text).unwrap();
+    }
+    config.validate().unwrap();
+    let file = std::fs::File::open(golden_dir().join(format!("{name}.npy"))).unwrap();
+    let want: ndarray::ArrayD<f32> = ndarray_npy::ReadNpyExt::read_npy(file).unwrap();
+    let tolerance = meta["tolerance"].as_str().unwrap().to_string();
+    (config, want.iter().copied().collect(), want.shape().to_vec(), tolerance)
+}
+
+#[test]
+fn golden_cases_over_http() {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?.file_name().into_string().ok()?.strip_suffix(".json").map(String::from)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6);
+    for name in names {
+        let (config, want, shape, tolerance) = golden_config(&name);
+        let server = start(pipeline(&config, None), None, ServeOptions::default());
+        let body = std::fs::read(golden_dir().join(format!("{name}.wav"))).unwrap();
+        let (status, headers, bytes) = post(&server.url("/v1/mel"), "audio/wav", &body);
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&bytes));
+        assert_eq!(headers["content-type"], "application/x-npy");
+        assert_eq!(headers["x-melkit-backend"], "cpu");
+        assert_eq!(headers["x-melkit-arm"], "stable");
+        assert!(
+            headers["x-melkit-compute-seconds"].to_str().unwrap().parse::<f64>().unwrap() > 0.0
+        );
+        let (got, got_shape) = npy(&bytes);
+        assert_eq!(got_shape, shape, "{name}");
+        let r = melkit::compare::compare(&got, &want);
+        match tolerance.as_str() {
+            "exact" => assert!(r.max_rel <= 1e-5, "{name}: {r}"),
+            _ => assert!(r.rel_l2 <= 1e-3, "{name}: {r}"),
+        }
+    }
+}
+
+#[test]
+fn raw_pcm_and_json_give_the_same_numbers_as_a_file() {
+    let config = Config::default();
+    let server = start(pipeline(&config, None), None, ServeOptions::default());
+    let wav = std::fs::read(golden_dir().join("tones_4096_pcm16.wav")).unwrap();
+    let (_, _, from_file) = post(&server.url("/v1/mel"), "audio/wav", &wav);
+    let samples: Vec<u8> = wav[44..]
+        .chunks_exact(2)
+        .flat_map(|b| (f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).to_le_bytes())
+        .collect();
+    let (status, _, raw) =
+        post(&server.url("/v1/mel"), "application/x-f32; rate=4096; channels=1", &samples);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(npy(&raw), npy(&from_file));
+    let mut r = agent()
+        .post(&server.url("/v1/mel"))
+        .header("Content-Type", "application/x-f32; rate=4096; channels=1")
+        .header("Accept", "application/json")
+        .send(&samples[..])
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(json["shape"], serde_json::json!([40, 2, 64, 17]));
+    let values: Vec<f32> =
+        json["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    assert_eq!(values, npy(&from_file).0);
+    let (status, config_json) = get(&server.url("/v1/config"));
+    assert_eq!(status, 200);
+    assert_eq!(config_json, config.to_json().to_string());
+}
+
+#[test]
+fn bad_input_gets_its_status_and_reason_and_the_server_stays_ready() {
+    let options = ServeOptions { body_limit: 1 << 20, ..ServeOptions::default() };
+    let server = start(pipeline(&Config::default(), None), None, options);
+    let url = server.url("/v1/mel");
+    let reason = |body: &[u8]| -> serde_json::Value { serde_json::from_slice(body).unwrap() };
+    let (status, _, body) = post(&url, "text/plain", b"hello");
+    assert_eq!(status, 415);
+    assert_eq!(reason(&body)["error"], "unsupported_media_type");
+    let (status, _, body) = post(&url, "audio/wav", b"RIFF\x10\x00\x00\x00WAVEjunk");
+    assert_eq!(status, 400);
+    assert_eq!(reason(&body)["error"], "undecodable");
+    assert!(!reason(&body)["reason"].as_str().unwrap().is_empty());
+    let (status, _, body) = post(&url, "application/x-f32; rate=4096; channels=1", &[0, 0, 0]);
+    assert_eq!(status, 400);
+    assert_eq!(reason(&body)["reason"], "3 bytes are not whole frames of 1 f32 channels");
+    let (status, _, body) = post(&url, "application/x-f32; rate=4096", &f32::NAN.to_le_bytes());
+    assert_eq!(
+        (status, reason(&body)["reason"].as_str().unwrap()),
+        (400, "sample 0 is not finite")
+    );
+    let (status, _, body) = post(&url, "application/x-f32; rate=3000000; channels=1", &[0u8; 64]);
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(reason(&body)["error"], "unprocessable");
+    let (status, _, body) = post(&url, "audio/wav", &vec![0u8; 2 << 20]);
+    assert_eq!(status, 413);
+    assert_eq!(reason(&body)["error"], "body");
+    // Thousands of malformed requests leave it ready.
+    for i in 0..2000u32 {
+        let (status, _, _) = post(&url, "audio/wav", &i.to_le_bytes());
+        assert_eq!(status, 400);
+    }
+    assert_eq!(get(&server.url("/readyz")), (200, "ready\n".into()));
+    let (_, metrics) = get(&server.url("/metrics"));
+    assert!(metrics.contains("melkit_requests_total{code=\"400\"} 2003"), "{metrics}");
+    for line in ["{code=\"415\"} 1", "{code=\"413\"} 1", "{code=\"422\"} 1"] {
+        assert!(metrics.contains(&format!("melkit_requests_total{line}")), "{metrics}");
+    }
+}
+
+#[test]
+fn overload_is_answered_503_at_once_and_metrics_count_it() {
+    let config = Config::default();
+    let slow = Altered::boxed(&config, 1.0, Duration::from_millis(150));
+    let options = ServeOptions { queue: 2, max_batch_longs: 40, ..ServeOptions::default() };
+    let server = start(pipeline(&config, Some(slow)), None, options);
+    let wav = std::fs::read(golden_dir().join("tones_4096_pcm16.wav")).unwrap();
+    let url = server.url("/v1/mel");
+    let results: Vec<(u16, Duration, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                s.spawn(|| {
+                    let started = Instant::now();
+                    let (status, headers, _) = post(&url, "audio/wav", &wav);
+                    let retry = headers.get("retry-after").map(|v| v.to_str().unwrap().to_string());
+                    (status, started.elapsed(), retry)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    let served = results.iter().filter(|r| r.0 == 200).count();
+    assert!(!refused.is_empty() && served >= 1, "{results:?}");
+    assert_eq!(served + refused.len(), 12, "{results:?}");
+    for (_, _, retry) in &refused {
+        assert_eq!(retry.as_deref(), Some("1"));
+    }
+    let (_, metrics) = get(&server.url("/metrics"));
+    let line = format!("melkit_rejections_total{{reason=\"queue_full\"}} {}", refused.len());
+    assert!(metrics.contains(&line), "{metrics}");
+    for name in [
+        "melkit_request_duration_seconds_bucket",
+        "melkit_compute_duration_seconds_count",
+        "melkit_batch_long_segments_sum",
+        "melkit_queue_depth",
+        "melkit_in_flight",
+    ] {
+        assert!(metrics.contains(name), "{name} missing: {metrics}");
+    }
+}
