@@ -123,7 +123,6 @@ struct Executor {
 impl Executor {
     fn run(&mut self) {
         while let Some(batch) = self.next_batch() {
-            self.metrics.queue_depth.set(self.rx.len() as i64);
             let now = Instant::now();
             // Requests whose client has gone or whose time is up are not computed.
             let (live, dropped): (Vec<Job>, Vec<Job>) =

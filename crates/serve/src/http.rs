@@ -84,7 +84,7 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
     let Ok(permit) = s.decoders.clone().acquire_owned().await else {
         return error(503, "draining", "the service is shutting down");
     };
-    let target = s.sample_rate;
+    let target = s.plan.sample_rate;
     let decoded = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         decode::signal(&body, content_type.as_deref(), target)

@@ -76,7 +76,6 @@ pub enum ServeError {
 pub struct Service {
     pub(crate) options: ServeOptions,
     pub(crate) config_json: String,
-    pub(crate) sample_rate: u32,
     pub(crate) plan: melkit::SegmentPlan,
     pub(crate) backend: &'static str,
     pub(crate) queue: executor::Queue,
@@ -100,7 +99,6 @@ impl Service {
             _ => None,
         };
         let config_json = stable.config().to_json().to_string();
-        let sample_rate = stable.plan().sample_rate;
         let plan = stable.plan().clone();
         let backend = stable.backend_name();
         let queue = executor::start(stable, candidate, &options, metrics.clone(), canary.clone());
@@ -108,7 +106,6 @@ impl Service {
             decoders: Arc::new(tokio::sync::Semaphore::new(options.decoders.max(1))),
             options,
             config_json,
-            sample_rate,
             plan,
             backend,
             queue,
