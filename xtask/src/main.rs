@@ -15,6 +15,7 @@
 mod bench;
 mod examples;
 mod fuzz;
+mod loadtest;
 mod nvrtc;
 mod packages;
 mod python;
@@ -67,6 +68,10 @@ fn main() -> Result<()> {
             packages::ensure(&[BUILD_PACKAGES, &["time", "python3-venv", "python3-pip"]].concat())?;
             bench::run(&root, &rest)
         }
+        "loadtest" => {
+            packages::ensure(BUILD_PACKAGES)?;
+            loadtest::run(&root, &rest)
+        }
         "deps" => {
             packages::ensure(&[BUILD_PACKAGES, TEST_PACKAGES].concat())?;
             nvrtc::provide(&root)?;
@@ -75,7 +80,7 @@ fn main() -> Result<()> {
         "gen-examples" => examples::generate(&root.join("examples/audio")),
         "fuzz" => fuzz::run(&root, &rest),
         other => {
-            eprintln!("usage: cargo xtask test|example|bench|deps|gen-examples|fuzz");
+            eprintln!("usage: cargo xtask test|example|bench|loadtest|deps|gen-examples|fuzz");
             bail!("unknown command {other:?}")
         }
     }

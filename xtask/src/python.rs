@@ -29,6 +29,7 @@ pub fn test(root: &Path) -> Result<()> {
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--no-cache-dir",
         "--force-reinstall",
         "--no-deps",
         "./crates/python",

@@ -33,7 +33,14 @@ pub fn with_packages(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
     if !present {
         eprintln!("$ {} -m pip install {}", python.display(), packages.join(" "));
         let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-cache-dir",
+            ])
             .args(packages)
             .status()?;
         if !status.success() {

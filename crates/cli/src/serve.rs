@@ -1,6 +1,7 @@
 //! `melkit serve`: the service (melkit-serve) on a socket, its configuration fixed at start like
-//! a deployed model's, with an optional guarded canary; SIGTERM or Ctrl-C drains it and it exits
-//! 0 within the grace period.
+//! a deployed model's, with an optional guarded canary; SIGTERM or Ctrl-C drains it (readiness
+//! 503 while still accepting for the grace period, then accepted requests finish) and it exits
+//! 0 within the shutdown timeout.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,17 +40,27 @@ pub struct ServeArgs {
     /// Seconds a request may wait before it is dropped (504).
     #[arg(long, default_value_t = 30.0)]
     pub deadline_s: f64,
-    /// Seconds to finish accepted requests after SIGTERM.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds after SIGTERM during which new connections are still accepted (readiness 503).
+    #[arg(long, default_value_t = 5.0)]
     pub grace_s: f64,
+    /// Seconds accepted requests have to finish once the listener has closed.
+    #[arg(long, default_value_t = 30.0)]
+    pub shutdown_timeout_s: f64,
+    /// The share of served results re-checked against the reference backend, off the request
+    /// path (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub verify_fraction: f64,
     /// The canary's backend (its configuration is the stable one's unless --canary-config).
     #[arg(long, value_parser = parse_backend)]
     pub canary_backend: Option<BackendKind>,
     /// The canary's configuration file.
     #[arg(long, value_name = "FILE.toml")]
     pub canary_config: Option<PathBuf>,
-    /// The canary's steps in percent, the first where it starts.
-    #[arg(long, default_value = "10,25,50,100", value_delimiter = ',')]
+    /// The canary's starting weight in percent (the share of requests both arms compute).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub canary_percent: u8,
+    /// The weights the canary is promoted through, in percent, after the starting one.
+    #[arg(long, default_value = "25,50,100", value_delimiter = ',')]
     pub canary_steps: Vec<u8>,
     /// Compared requests per canary window.
     #[arg(long, default_value_t = 200)]
@@ -91,15 +102,19 @@ pub fn run(args: &ServeArgs) -> Result<u8, Failure> {
         body_limit: args.body_limit_mib << 20,
         deadline: Duration::from_secs_f64(args.deadline_s.max(0.001)),
         canary: canary.then(|| CanaryOptions {
-            steps: args.canary_steps.clone(),
+            steps: std::iter::once(args.canary_percent)
+                .chain(args.canary_steps.iter().copied().filter(|w| *w > args.canary_percent))
+                .collect(),
             window: args.canary_window,
             margin: args.canary_margin,
             failed_windows: args.canary_failed_windows,
             precision,
         }),
+        verify_fraction: args.verify_fraction.clamp(0.0, 1.0),
+        grace: Duration::from_secs_f64(args.grace_s.max(0.0)),
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout_s.max(0.0)),
         ..ServeOptions::default()
     };
-    let grace = Duration::from_secs_f64(args.grace_s.max(0.0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -111,17 +126,20 @@ pub fn run(args: &ServeArgs) -> Result<u8, Failure> {
             .await
             .map_err(|e| usage(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
         let addr = listener.local_addr().map_err(|e| Failure(crate::EXIT_FATAL, e.into()))?;
-        let service = Service::start(stable, candidate, options);
+        let service = Service::start(stable, candidate, options)
+            .map_err(|e| Failure(crate::EXIT_FATAL, e.into()))?;
         println!("listening on http://{addr}");
-        let served = melkit_serve::serve(listener, service, terminated(), grace);
-        // The whole drain within the grace period (and a little more for the executor).
-        match tokio::time::timeout(grace + grace / 2 + Duration::from_secs(1), served).await {
-            Ok(Ok(())) => Ok(crate::EXIT_OK),
-            Ok(Err(e)) => Err(Failure(crate::EXIT_FATAL, e.into())),
-            Err(_) => {
-                eprintln!("warning: requests still running after the grace period");
+        let signalled = async {
+            terminated().await;
+            eprintln!("melkit serve: draining");
+        };
+        let served = melkit_serve::serve(listener, service, signalled);
+        match served.await {
+            Ok(()) => {
+                eprintln!("melkit serve: drained");
                 Ok(crate::EXIT_OK)
             }
+            Err(e) => Err(Failure(crate::EXIT_FATAL, e.into())),
         }
     })
 }

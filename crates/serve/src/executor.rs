@@ -1,7 +1,8 @@
 //! The executor: one thread owning the pipelines (the stable arm and the canary's candidate),
 //! taking requests from a bounded queue and computing as many as fit a batch in one backend
 //! call. A request whose client has gone, or whose deadline has passed, is dropped before
-//! compute. A candidate-routed request is computed by both arms and checked (see `canary`).
+//! compute. A candidate-routed request is computed by both arms and checked (see `canary`); a
+//! sample of the served results goes to the reference check (see `verify`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ServeOptions;
 use crate::canary::{Arm, Canary};
 use crate::metrics::Metrics;
+use crate::verify::Verifier;
 
 /// A request for the executor.
 pub(crate) struct Job {
@@ -77,24 +79,31 @@ impl Queue {
     }
 }
 
+/// What the executor computes with.
+pub(crate) struct Arms {
+    /// The stable arm.
+    pub stable: Pipeline,
+    /// The canary's candidate.
+    pub candidate: Option<Pipeline>,
+    /// The canary's judge.
+    pub canary: Option<Arc<Canary>>,
+    /// The reference check.
+    pub verifier: Option<Verifier>,
+}
+
 /// Starts the executor thread.
-pub(crate) fn start(
-    stable: Pipeline,
-    candidate: Option<Pipeline>,
-    options: &ServeOptions,
-    metrics: Arc<Metrics>,
-    canary: Option<Arc<Canary>>,
-) -> Queue {
+pub(crate) fn start(arms: Arms, options: &ServeOptions, metrics: Arc<Metrics>) -> Queue {
     let (tx, rx) = mpsc::channel(options.queue.max(1));
     let (done_tx, done_rx) = oneshot::channel();
     let executor = Executor {
-        stable,
-        candidate,
+        stable: arms.stable,
+        candidate: arms.candidate,
         rx,
         max_longs: options.max_batch_longs.max(1),
         delay: options.max_queue_delay,
         metrics,
-        canary,
+        canary: arms.canary,
+        verifier: arms.verifier,
         carried: None,
     };
     let spawned = std::thread::Builder::new().name("melkit-executor".into()).spawn(move || {
@@ -116,6 +125,7 @@ struct Executor {
     delay: Duration,
     metrics: Arc<Metrics>,
     canary: Option<Arc<Canary>>,
+    verifier: Option<Verifier>,
     /// A request taken that did not fit the last batch.
     carried: Option<Job>,
 }
@@ -181,6 +191,7 @@ impl Executor {
         let stable = self.stable.process_signals(&signals).map_err(|e| e.to_string());
         let compute = started.elapsed();
         self.metrics.compute_seconds.observe(compute.as_secs_f64());
+        self.metrics.busy_seconds.inc_by(compute.as_secs_f64());
         // The candidate computes the requests routed to it, and is checked against the stable.
         let routed: Vec<bool> = jobs
             .iter()
@@ -199,7 +210,9 @@ impl Executor {
                 jobs.iter().zip(&routed).filter(|(_, r)| **r).map(|(j, _)| j.longs).sum();
             let started = Instant::now();
             let results = candidate.process_signals(&chosen);
-            let took = started.elapsed() / routed_longs.max(1) as u32;
+            let took = started.elapsed();
+            self.metrics.busy_seconds.inc_by(took.as_secs_f64());
+            let took = took / routed_longs.max(1) as u32;
             let mut results = match results {
                 Ok(tensors) => tensors.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => chosen.iter().map(|_| Err(e.to_string())).collect(),
@@ -226,6 +239,11 @@ impl Executor {
                 }
                 _ => (result, Arm::Stable),
             };
+            if let (Some(verifier), Ok(served)) = (&self.verifier, &result) {
+                if verifier.sample() {
+                    verifier.submit(job.signal, served.clone());
+                }
+            }
             let _ = job.reply.send(Reply { result, arm, queue, compute });
         }
     }

@@ -71,10 +71,8 @@ async fn mel(
 }
 
 async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Instant) -> Response {
-    if !s.is_ready() {
-        s.metrics.rejected("draining");
-        return error(503, "draining", "the service is shutting down");
-    }
+    // While draining, requests are still served until the listener closes (readiness says 503
+    // so that load balancers stop sending): a request accepted is a request answered.
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
     let json = headers

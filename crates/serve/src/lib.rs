@@ -5,13 +5,15 @@
 //! off the async workers. A full queue answers 503 at once; bad input gets its own status and
 //! reason. `/healthz`, `/readyz`, `/metrics` (Prometheus) and `/v1/config`; SIGTERM drains.
 //! With a canary, a share of requests is computed by both arms and the candidate's result is
-//! served only when it agrees with the stable one (see [`canary`]).
+//! served only when it agrees with the stable one (see [`canary`]); a sample of the served
+//! results is re-checked against the reference backend off the request path (see `verify`).
 
 pub mod canary;
 mod decode;
 mod executor;
 mod http;
 pub mod metrics;
+mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +42,13 @@ pub struct ServeOptions {
     pub decoders: usize,
     /// The canary, if any.
     pub canary: Option<CanaryOptions>,
+    /// The share of served results re-checked against the reference backend (0: none).
+    pub verify_fraction: f64,
+    /// After the shutdown signal, how long new connections are still accepted (readiness
+    /// answering 503 meanwhile, so that load balancers move away first).
+    pub grace: Duration,
+    /// After the grace period, how long accepted requests have to complete.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -52,6 +61,9 @@ impl Default for ServeOptions {
             deadline: Duration::from_secs(30),
             decoders: std::thread::available_parallelism().map_or(1, |n| n.get()),
             canary: None,
+            verify_fraction: 0.0,
+            grace: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -70,6 +82,9 @@ pub enum ServeError {
     /// The server failed.
     #[error("server: {0}")]
     Server(String),
+    /// The reference backend of `verify_fraction` could not be made.
+    #[error("the reference check: {0}")]
+    Reference(String),
 }
 
 /// What the handlers share.
@@ -82,18 +97,31 @@ pub struct Service {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) canary: Option<Arc<canary::Canary>>,
     pub(crate) decoders: Arc<tokio::sync::Semaphore>,
+    verifier: Option<verify::Verifier>,
     draining: AtomicBool,
     ready: AtomicBool,
 }
 
 impl Service {
-    /// The service on `stable` (and `candidate`, the canary's arm), its executor started.
+    /// The service on `stable` (and `candidate`, the canary's arm), its executor started (and,
+    /// with `verify_fraction`, the reference check's thread).
+    ///
+    /// # Errors
+    /// The reference backend cannot be made for the stable arm's configuration.
     pub fn start(
         stable: Pipeline,
         candidate: Option<Pipeline>,
         options: ServeOptions,
-    ) -> Arc<Self> {
-        let metrics = Arc::new(metrics::Metrics::new());
+    ) -> Result<Arc<Self>, ServeError> {
+        let metrics = Arc::new(metrics::Metrics::new(stable.backend_name()));
+        let verifier = if options.verify_fraction > 0.0 {
+            let reference = Pipeline::new(stable.config().clone(), melkit::BackendKind::Reference)
+                .map_err(|e| ServeError::Reference(e.to_string()))?;
+            let precision = melkit::compare::Precision::of_backend(stable.backend_name());
+            Some(verify::Verifier::start(reference, precision, options.verify_fraction, &metrics))
+        } else {
+            None
+        };
         let canary = match (&options.canary, &candidate) {
             (Some(o), Some(_)) => Some(Arc::new(canary::Canary::new(o.clone(), metrics.clone()))),
             _ => None,
@@ -101,8 +129,14 @@ impl Service {
         let config_json = stable.config().to_json().to_string();
         let plan = stable.plan().clone();
         let backend = stable.backend_name();
-        let queue = executor::start(stable, candidate, &options, metrics.clone(), canary.clone());
-        Arc::new(Service {
+        let arms = executor::Arms {
+            stable,
+            candidate,
+            canary: canary.clone(),
+            verifier: verifier.clone(),
+        };
+        let queue = executor::start(arms, &options, metrics.clone());
+        Ok(Arc::new(Service {
             decoders: Arc::new(tokio::sync::Semaphore::new(options.decoders.max(1))),
             options,
             config_json,
@@ -111,9 +145,10 @@ impl Service {
             queue,
             metrics,
             canary,
+            verifier,
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(true),
-        })
+        }))
     }
 
     /// Whether it takes requests (warmed up and not draining).
@@ -133,7 +168,8 @@ impl Service {
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves; then drains: readiness goes to
-/// 503, accepted requests complete, and the server returns within `grace`.
+/// 503 while new connections are still accepted for the grace period, then the listener
+/// closes, accepted requests complete (within the shutdown timeout) and the server returns.
 ///
 /// # Errors
 /// The server fails.
@@ -141,24 +177,43 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<Service>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    grace: Duration,
 ) -> Result<(), ServeError> {
     let app = router(service.clone());
     let draining = service.clone();
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = signalled.clone();
     let signal = async move {
         shutdown.await;
-        tracing::info!("shutting down: draining");
+        notify.notify_one();
         draining.drain();
+        tracing::info!(grace = ?draining.options.grace, "shutting down: not ready, still accepting");
+        tokio::time::sleep(draining.options.grace).await;
+        tracing::info!("shutting down: listener closed, finishing accepted requests");
     };
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let served = tokio::spawn(async move { server.await });
-    match served.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ServeError::Server(e.to_string())),
-        Err(e) => return Err(ServeError::Server(e.to_string())),
+    // From the signal, the whole drain takes the grace period and the shutdown timeout at most.
+    let limit = service.options.grace + service.options.shutdown_timeout;
+    let overdue = async move {
+        signalled.notified().await;
+        tokio::time::sleep(limit).await;
+    };
+    tokio::select! {
+        done = served => match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ServeError::Server(e.to_string())),
+            Err(e) => return Err(ServeError::Server(e.to_string())),
+        },
+        () = overdue => {
+            tracing::warn!("connections still open after the shutdown timeout: closing them");
+            return Ok(());
+        }
     }
-    // The executor finishes what it was given.
-    service.queue.close(grace).await;
+    // The executor finishes what it was given; the reference check stops.
+    service.queue.close(service.options.shutdown_timeout).await;
+    if let Some(v) = &service.verifier {
+        v.close();
+    }
     Ok(())
 }

@@ -1,13 +1,20 @@
 //! The service's Prometheus metrics (the `prometheus-client` crate), served at `/metrics` in
 //! the text format: request, queue and compute durations, batch sizes, queue depth, requests in
 //! flight, requests by status, rejections by reason, the canary's weight, comparisons,
-//! mismatches and rollbacks, and the resident memory.
+//! mismatches and rollbacks, the reference check's samples and mismatches, the backend's busy
+//! time and share (on a GPU backend, the device's busy fraction as the host sees it: the time
+//! work was submitted to it and not yet done), and the resident memory.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 /// A status code label.
@@ -51,13 +58,25 @@ pub struct Metrics {
     pub canary_mismatches: Counter,
     /// Rollbacks.
     pub canary_rollbacks: Counter,
+    /// Results re-checked against the reference backend.
+    pub verify_checked: Counter,
+    /// Re-checked results that disagreed.
+    pub verify_mismatches: Counter,
+    /// Samples skipped because the check was behind.
+    pub verify_skipped: Counter,
+    /// Seconds the executor spent in backend calls.
+    pub busy_seconds: Counter<f64, AtomicU64>,
+    /// The share of time in backend calls since the last scrape.
+    pub busy_ratio: Gauge<f64, AtomicU64>,
     /// Resident memory, in bytes (read when scraped).
     pub resident_bytes: Gauge,
+    /// The last scrape: when, and the busy seconds then.
+    scraped: Mutex<(Instant, f64)>,
 }
 
 impl Metrics {
-    /// The metrics, registered under `melkit_`.
-    pub fn new() -> Self {
+    /// The metrics of a service on `backend`, registered under `melkit_`.
+    pub fn new(backend: &str) -> Self {
         let seconds = || Histogram::new(exponential_buckets(1e-5, 2.0, 22));
         let m = Metrics {
             registry: Registry::with_prefix("melkit"),
@@ -73,7 +92,13 @@ impl Metrics {
             canary_compared: Counter::default(),
             canary_mismatches: Counter::default(),
             canary_rollbacks: Counter::default(),
+            verify_checked: Counter::default(),
+            verify_mismatches: Counter::default(),
+            verify_skipped: Counter::default(),
+            busy_seconds: Counter::default(),
+            busy_ratio: Gauge::default(),
             resident_bytes: Gauge::default(),
+            scraped: Mutex::new((Instant::now(), 0.0)),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -89,7 +114,33 @@ impl Metrics {
         r.register("canary_compared", "Requests both arms computed", m.canary_compared.clone());
         r.register("canary_mismatches", "Comparisons that disagreed", m.canary_mismatches.clone());
         r.register("canary_rollbacks", "Canary rollbacks", m.canary_rollbacks.clone());
+        r.register(
+            "verify_checked",
+            "Results re-checked on the reference",
+            m.verify_checked.clone(),
+        );
+        r.register(
+            "verify_mismatches",
+            "Re-checked results that disagreed",
+            m.verify_mismatches.clone(),
+        );
+        r.register("verify_skipped", "Re-checks skipped (behind)", m.verify_skipped.clone());
+        r.register("backend_busy_seconds", "Seconds in backend calls", m.busy_seconds.clone());
+        r.register(
+            "backend_busy_ratio",
+            "Share in backend calls since last scrape",
+            m.busy_ratio.clone(),
+        );
         r.register("resident_memory_bytes", "Resident memory", m.resident_bytes.clone());
+        r.register(
+            "backend",
+            "The stable arm's backend",
+            Info::new(vec![("name", backend.to_string())]),
+        );
+        // Every reason from zero, so that rates over them are defined before the first refusal.
+        for reason in ["queue_full", "draining", "client_gone", "deadline"] {
+            let _ = m.rejections.get_or_create(&Reason { reason: reason.into() });
+        }
         m
     }
 
@@ -108,17 +159,20 @@ impl Metrics {
         if let Some(bytes) = resident_bytes() {
             self.resident_bytes.set(bytes as i64);
         }
+        {
+            let mut last = self.scraped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (now, busy) = (Instant::now(), self.busy_seconds.get());
+            let wall = now.duration_since(last.0).as_secs_f64();
+            if wall > 0.0 {
+                self.busy_ratio.set(((busy - last.1) / wall).clamp(0.0, 1.0));
+            }
+            *last = (now, busy);
+        }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!("metrics: {e}");
         }
         text
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -120,13 +120,20 @@ fn bad_input_gets_its_status_and_reason_and_the_server_stays_ready() {
     let (status, _, body) = post(&url, "audio/wav", &vec![0u8; 2 << 20]);
     assert_eq!(status, 413);
     assert_eq!(reason(&body)["error"], "body");
-    // Thousands of malformed requests leave it ready.
+    // Thousands of malformed requests leave it ready, and its memory flat (measured from the
+    // first hundred on, once the pools have grown).
+    let mut resident = 0.0;
     for i in 0..2000u32 {
         let (status, _, _) = post(&url, "audio/wav", &i.to_le_bytes());
         assert_eq!(status, 400);
+        if i == 100 {
+            resident = metric(&get(&server.url("/metrics")).1, "melkit_resident_memory_bytes");
+        }
     }
     assert_eq!(get(&server.url("/readyz")), (200, "ready\n".into()));
     let (_, metrics) = get(&server.url("/metrics"));
+    let grown = metric(&metrics, "melkit_resident_memory_bytes") - resident;
+    assert!(resident > 0.0 && grown < 8e6, "resident {resident} B grew by {grown} B");
     assert!(metrics.contains("melkit_requests_total{code=\"400\"} 2003"), "{metrics}");
     for line in ["{code=\"415\"} 1", "{code=\"413\"} 1", "{code=\"422\"} 1"] {
         assert!(metrics.contains(&format!("melkit_requests_total{line}")), "{metrics}");
@@ -170,7 +177,13 @@ fn overload_is_answered_503_at_once_and_metrics_count_it() {
         "melkit_batch_long_segments_sum",
         "melkit_queue_depth",
         "melkit_in_flight",
+        "melkit_backend_busy_seconds_total",
+        "melkit_backend_busy_ratio",
+        "melkit_backend_info{name=\"cpu\"} 1",
     ] {
         assert!(metrics.contains(name), "{name} missing: {metrics}");
     }
+    // Each call served slept 150 ms in the backend.
+    let busy = metric(&metrics, "melkit_backend_busy_seconds_total");
+    assert!(busy >= 0.15 * served as f64, "{busy} s busy for {served} served");
 }

@@ -1,5 +1,6 @@
 //! Helpers of the service tests: a service on a free loopback port in its own runtime, an HTTP
 //! client that hands back every status, backends made wrong or slow on purpose.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +24,6 @@ pub fn golden_dir() -> PathBuf {
 pub struct Running {
     pub addr: SocketAddr,
     /// The service (the canary tests read its state; the others need only the address).
-    #[allow(dead_code)]
     pub service: Arc<Service>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -47,9 +47,11 @@ impl Drop for Running {
     }
 }
 
-/// Serves `stable` (and `candidate`) with `options`.
+/// Serves `stable` (and `candidate`) with `options` (no grace period: the tests stop it at once;
+/// the CLI's SIGTERM test covers the grace period).
 pub fn start(stable: Pipeline, candidate: Option<Pipeline>, options: ServeOptions) -> Running {
-    let service = Service::start(stable, candidate, options);
+    let options = ServeOptions { grace: Duration::ZERO, ..options };
+    let service = Service::start(stable, candidate, options).unwrap();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = service.clone();
@@ -65,7 +67,7 @@ pub fn start(stable: Pipeline, candidate: Option<Pipeline>, options: ServeOption
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            melkit_serve::serve(listener, served, shutdown, Duration::from_secs(10)).await.unwrap();
+            melkit_serve::serve(listener, served, shutdown).await.unwrap();
         });
     });
     let addr = addr_rx.recv().unwrap();
@@ -98,6 +100,13 @@ pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, ureq::http::Hea
 pub fn get(url: &str) -> (u16, String) {
     let mut r = agent().get(url).call().unwrap();
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// The value of the sample `name` (with its labels, if any) in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    let line = text.lines().find(|l| l.split_once(' ').is_some_and(|(n, _)| n == name));
+    let value = line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok());
+    value.unwrap_or_else(|| panic!("{name} missing: {text}"))
 }
 
 /// An NPY body's values and shape.
