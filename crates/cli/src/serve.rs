@@ -25,11 +25,19 @@ pub struct ServeArgs {
     /// A TOML file of configuration keys (flags given here override it).
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
-    /// Requests waiting for the executor at most (503 beyond).
-    #[arg(long, default_value_t = 256)]
+    /// Requests waiting for the executor at most, bursts included, besides those being
+    /// decoded (503 beyond); it bounds the memory requests hold.
+    #[arg(long, default_value_t = 64)]
     pub queue: usize,
-    /// Long segments in one backend call at most.
-    #[arg(long, default_value_t = 4096)]
+    /// Milliseconds of queue wait to aim at: once the queue stands above it for a whole
+    /// --queue-interval-ms, requests that would wait longer are answered 503 at once.
+    #[arg(long, default_value_t = 5.0)]
+    pub queue_target_ms: f64,
+    /// Milliseconds over which a standing queue is judged.
+    #[arg(long, default_value_t = 50.0)]
+    pub queue_interval_ms: f64,
+    /// Long segments in one backend call at most (0: 4096 on a GPU, 8 per worker on the CPU).
+    #[arg(long, default_value_t = 0)]
     pub max_batch_longs: usize,
     /// Milliseconds the executor waits to fill a batch (0 on the CPU; a few on a GPU).
     #[arg(long, default_value_t = 0.0)]
@@ -99,6 +107,8 @@ pub fn run(args: &ServeArgs) -> Result<u8, Failure> {
         queue: args.queue,
         max_batch_longs: args.max_batch_longs,
         max_queue_delay: Duration::from_secs_f64(args.max_queue_delay_ms.max(0.0) / 1e3),
+        queue_target: Duration::from_secs_f64(args.queue_target_ms.max(0.0) / 1e3),
+        queue_interval: Duration::from_secs_f64(args.queue_interval_ms.max(1.0) / 1e3),
         body_limit: args.body_limit_mib << 20,
         deadline: Duration::from_secs_f64(args.deadline_s.max(0.001)),
         canary: canary.then(|| CanaryOptions {

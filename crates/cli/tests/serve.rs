@@ -51,6 +51,9 @@ fn sigterm_under_load_loses_no_accepted_request_and_exits_0() {
     let grace = "3";
     let mut child = command()
         .args(["serve", "--listen", "127.0.0.1:0", "--backend", "cpu", "--grace-s", grace])
+        // Six clients on a debug build queue longer than the default target wait: this test
+        // is about the drain, not about refusing a standing queue.
+        .args(["--queue-target-ms", "60000"])
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -191,4 +194,65 @@ fn the_kubernetes_deployment_starts_and_its_probes_and_scrape_path_answer() {
     for wired in ["path: /readyz", "path: /healthz", "prometheus.io/path: /metrics"] {
         assert!(yaml.contains(wired), "{wired} not in the Deployment");
     }
+}
+
+/// A running `melkit serve` with `args`, and its address.
+fn server(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    let mut child = command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--grace-s", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.trim().strip_prefix("listening on http://").map(str::parse);
+    match addr {
+        Some(Ok(addr)) => (child, addr),
+        _ => {
+            child.kill().unwrap();
+            panic!("no address in {first:?}");
+        }
+    }
+}
+
+/// The server's resident memory, from its metrics.
+fn resident(addr: SocketAddr) -> f64 {
+    let mut r = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    let line = text.lines().find(|l| l.starts_with("melkit_resident_memory_bytes "));
+    line.and_then(|l| l.split(' ').nth(1)).and_then(|v| v.parse().ok()).unwrap()
+}
+
+#[test]
+fn thousands_of_malformed_requests_leave_it_ready_and_its_memory_flat() {
+    let (mut child, addr) = server(&["--backend", "cpu", "--body-limit-mib", "1"]);
+    let url = format!("http://{addr}/v1/mel");
+    let send = |i: usize| {
+        let noise: Vec<u8> = (0..64 + i % 512).map(|k| (k * 31 + i * 7) as u8).collect();
+        let (content_type, body) = match i % 5 {
+            0 => ("audio/wav", noise),
+            1 => ("audio/flac", [b"fLaC".as_slice(), &noise].concat()),
+            2 => ("application/x-f32; rate=4096; channels=1", vec![0xff; 4 * (1 + i % 64)]),
+            3 => ("text/plain", noise),
+            _ => ("audio/wav", vec![0; (1 << 20) + 1]),
+        };
+        let mut r = agent().post(&url).header("Content-Type", content_type).send(&body).unwrap();
+        let _ = r.body_mut().read_to_vec();
+        r.status().as_u16()
+    };
+    // The pools and caches grow in the first hundreds; from then on nothing may.
+    for i in 0..500 {
+        assert!([400, 413, 415].contains(&send(i)));
+    }
+    let before = resident(addr);
+    for i in 500..3000 {
+        assert!([400, 413, 415].contains(&send(i)));
+    }
+    let after = resident(addr);
+    assert_eq!(ready(addr), Some(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(after - before < 4e6, "resident memory {before} B grew by {} B", after - before);
 }

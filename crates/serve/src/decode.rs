@@ -72,6 +72,12 @@ fn kind(content_type: Option<&str>) -> Result<Kind, BodyError> {
     )))
 }
 
+/// Whether the body is raw mono PCM already at `target` Hz: no decoding nor resampling, only
+/// a copy (cheap enough for the async worker).
+pub(crate) fn is_plain(content_type: Option<&str>, target: u32) -> bool {
+    matches!(kind(content_type), Ok(Kind::Raw { rate, channels: 1 }) if rate == target)
+}
+
 /// The body's samples, mono, at `target` Hz.
 pub(crate) fn signal(
     body: &[u8],
@@ -85,6 +91,9 @@ pub(crate) fn signal(
             (audio.samples, audio.sample_rate)
         }
     };
+    if rate == target {
+        return Ok(samples);
+    }
     melkit_io::resample(&samples, rate, target)
         .map_err(|e| BodyError::Unprocessable(format!("{e}")))
 }
@@ -97,10 +106,18 @@ fn raw(body: &[u8], channels: usize) -> Result<Vec<f32>, BodyError> {
             body.len()
         )));
     }
-    let values: Vec<f32> =
-        body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    // A copy at memory speed, then a branch-free check (the position found only on failure).
+    let mut values = vec![0f32; body.len() / 4];
+    bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(body);
+    if cfg!(target_endian = "big") {
+        values.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
+    }
+    if !values.iter().fold(true, |ok, v| ok & v.is_finite()) {
+        let i = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(BodyError::Undecodable(format!("sample {} is not finite", i / channels)));
+    }
+    if channels == 1 {
+        return Ok(values);
     }
     Ok(values.chunks_exact(channels).map(|f| f.iter().sum::<f32>() / channels as f32).collect())
 }

@@ -11,6 +11,7 @@ use melkit::{MelTensor, Pipeline};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ServeOptions;
+use crate::admission::Admission;
 use crate::canary::{Arm, Canary};
 use crate::metrics::Metrics;
 use crate::verify::Verifier;
@@ -92,7 +93,12 @@ pub(crate) struct Arms {
 }
 
 /// Starts the executor thread.
-pub(crate) fn start(arms: Arms, options: &ServeOptions, metrics: Arc<Metrics>) -> Queue {
+pub(crate) fn start(
+    arms: Arms,
+    options: &ServeOptions,
+    metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
+) -> Queue {
     let (tx, rx) = mpsc::channel(options.queue.max(1));
     let (done_tx, done_rx) = oneshot::channel();
     let executor = Executor {
@@ -104,10 +110,18 @@ pub(crate) fn start(arms: Arms, options: &ServeOptions, metrics: Arc<Metrics>) -
         metrics,
         canary: arms.canary,
         verifier: arms.verifier,
+        admission,
         carried: None,
     };
     let spawned = std::thread::Builder::new().name("melkit-executor".into()).spawn(move || {
         let mut executor = executor;
+        // The compute threads yield to the network thread, so that a refusal or an answer is
+        // never queued behind a computation on a busy core.
+        lower_priority();
+        executor.stable.on_each_worker(lower_priority);
+        if let Some(candidate) = &executor.candidate {
+            candidate.on_each_worker(lower_priority);
+        }
         executor.run();
         let _ = done_tx.send(());
     });
@@ -126,6 +140,7 @@ struct Executor {
     metrics: Arc<Metrics>,
     canary: Option<Arc<Canary>>,
     verifier: Option<Verifier>,
+    admission: Arc<Admission>,
     /// A request taken that did not fit the last batch.
     carried: Option<Job>,
 }
@@ -135,6 +150,9 @@ impl Executor {
         while let Some(batch) = self.next_batch() {
             let now = Instant::now();
             // Requests whose client has gone or whose time is up are not computed.
+            for job in &batch {
+                self.admission.waited(now - job.enqueued, now);
+            }
             let (live, dropped): (Vec<Job>, Vec<Job>) =
                 batch.into_iter().partition(|j| !j.reply.is_closed() && j.deadline > now);
             for job in dropped {
@@ -149,8 +167,15 @@ impl Executor {
                 };
                 let _ = job.reply.send(reply);
             }
+            // A panic in a backend answers its batch 500 (the replies dropped) and the executor
+            // goes on with the next one.
             if !live.is_empty() {
-                self.compute(live);
+                let computed =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compute(live)));
+                if computed.is_err() {
+                    tracing::error!("a backend call panicked: its requests are answered 500");
+                    self.metrics.rejected("panic");
+                }
             }
         }
     }
@@ -192,6 +217,7 @@ impl Executor {
         let compute = started.elapsed();
         self.metrics.compute_seconds.observe(compute.as_secs_f64());
         self.metrics.busy_seconds.inc_by(compute.as_secs_f64());
+        self.admission.computed(jobs.len(), compute);
         // The candidate computes the requests routed to it, and is checked against the stable.
         let routed: Vec<bool> = jobs
             .iter()
@@ -245,6 +271,19 @@ impl Executor {
                 }
             }
             let _ = job.reply.send(Reply { result, arm, queue, compute });
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: nice +5 for this thread alone).
+#[allow(unsafe_code)]
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority reads no memory of ours; PRIO_PROCESS with 0 names the calling
+    // thread on Linux, whose nice values are per thread.
+    unsafe {
+        if libc::setpriority(libc::PRIO_PROCESS, 0, 5) != 0 {
+            tracing::debug!("cannot lower the compute threads' priority");
         }
     }
 }

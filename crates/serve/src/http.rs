@@ -73,21 +73,31 @@ async fn mel(
 async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Instant) -> Response {
     // While draining, requests are still served until the listener closes (readiness says 503
     // so that load balancers stop sending): a request accepted is a request answered.
+    // Admission first: the requests held at once (decoding, queued, computing) are bounded, and
+    // so is the memory their bodies and tensors take; beyond, 503 at once.
+    let Ok(_held) = s.held.clone().try_acquire_owned() else {
+        return overloaded(s);
+    };
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
     let json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
-    let Ok(permit) = s.decoders.clone().acquire_owned().await else {
-        return error(503, "draining", "the service is shutting down");
-    };
     let target = s.plan.sample_rate;
-    let decoded = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        decode::signal(&body, content_type.as_deref(), target)
-    })
-    .await;
+    let decoded = if decode::is_plain(content_type.as_deref(), target) {
+        Ok(decode::signal(&body, content_type.as_deref(), target))
+    } else {
+        // Decoding and resampling on the blocking pool, as many at once as there are cores.
+        let Ok(permit) = s.decoders.clone().acquire_owned().await else {
+            return error(503, "draining", "the service is shutting down");
+        };
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            decode::signal(&body, content_type.as_deref(), target)
+        })
+        .await
+    };
     let signal = match decoded {
         Ok(Ok(signal)) => signal,
         Ok(Err(e)) => {
@@ -105,20 +115,21 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
         deadline: arrived + s.options.deadline,
         reply,
     };
+    if !s.admission.admits(s.queue.depth()) {
+        return overloaded(s);
+    }
     match s.queue.try_send(job) {
         Ok(()) => {}
-        Err(Refused::Full) => {
-            s.metrics.rejected("queue_full");
-            let mut r = error(503, "overloaded", "the queue is full: retry later");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        }
+        Err(Refused::Full) => return overloaded(s),
         Err(Refused::Closed) => {
             s.metrics.rejected("draining");
             return error(503, "draining", "the service is shutting down");
         }
     }
-    let Ok(reply) = replied.await else { return error(503, "draining", "the executor stopped") };
+    // The executor answers every job it takes, even at shutdown; only a panic drops one.
+    let Ok(reply) = replied.await else {
+        return error(500, "internal", "the computation failed (a bug: see the server's log)");
+    };
     let tensor = match reply.result {
         Ok(t) => t,
         Err(e) if e == "deadline" => {
@@ -131,11 +142,8 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
             serde_json::json!({ "shape": tensor.shape(), "data": tensor.data() }).to_string();
         ([(header::CONTENT_TYPE, "application/json")], body).into_response()
     } else {
-        let mut bytes = Vec::with_capacity(tensor.data().len() * 4 + 128);
-        if let Err(e) = ndarray_npy::WriteNpyExt::write_npy(&tensor.view(), &mut bytes) {
-            return error(500, "internal", &e.to_string());
-        }
-        ([(header::CONTENT_TYPE, "application/x-npy")], bytes).into_response()
+        let body = axum::body::Body::new(crate::npy::NpyBody::new(tensor));
+        ([(header::CONTENT_TYPE, "application/x-npy")], body).into_response()
     };
     let h = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
@@ -148,6 +156,14 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
     set("x-melkit-queue-seconds", format!("{:.6}", reply.queue.as_secs_f64()));
     set("x-melkit-compute-seconds", format!("{:.6}", reply.compute.as_secs_f64()));
     response
+}
+
+/// 503 with `Retry-After`: the queue is full.
+fn overloaded(s: &Service) -> Response {
+    s.metrics.rejected("queue_full");
+    let mut r = error(503, "overloaded", "the queue is full: retry later");
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 async fn config(State(s): State<Arc<Service>>) -> Response {
@@ -164,6 +180,7 @@ async fn ready(State(s): State<Arc<Service>>) -> Response {
 
 async fn metrics(State(s): State<Arc<Service>>) -> Response {
     s.metrics.queue_depth.set(s.queue.depth() as i64);
+    s.metrics.queue_standing.set(i64::from(s.admission.overloaded()));
     let content = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content)], s.metrics.encode()).into_response()
 }

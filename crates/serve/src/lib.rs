@@ -8,11 +8,13 @@
 //! served only when it agrees with the stable one (see [`canary`]); a sample of the served
 //! results is re-checked against the reference backend off the request path (see `verify`).
 
+mod admission;
 pub mod canary;
 mod decode;
 mod executor;
 mod http;
 pub mod metrics;
+mod npy;
 mod verify;
 
 use std::net::SocketAddr;
@@ -28,9 +30,17 @@ pub use http::router;
 /// How the service runs.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// Requests waiting for the executor at most; more are answered 503.
+    /// Requests waiting for the executor at most (besides those being decoded), bursts
+    /// included; more are answered 503. It bounds the memory requests hold.
     pub queue: usize,
-    /// Long segments in one backend call at most.
+    /// The wait in the queue to aim at: once the queue stands above it for a whole
+    /// `queue_interval`, requests that would wait longer are answered 503 (see `admission`).
+    pub queue_target: Duration,
+    /// The interval over which a standing queue is judged.
+    pub queue_interval: Duration,
+    /// Long segments in one backend call at most (a request longer still goes alone); 0:
+    /// 4096 on a device, and on the host 8 per worker, enough to keep every worker busy (a
+    /// batch is answered when it is all computed, and on the host a larger one gains nothing).
     pub max_batch_longs: usize,
     /// How long the executor waits for more requests to fill a batch (0: never).
     pub max_queue_delay: Duration,
@@ -54,8 +64,10 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            queue: 256,
-            max_batch_longs: 4096,
+            queue: 64,
+            queue_target: Duration::from_millis(5),
+            queue_interval: Duration::from_millis(50),
+            max_batch_longs: 0,
             max_queue_delay: Duration::ZERO,
             body_limit: 64 << 20,
             deadline: Duration::from_secs(30),
@@ -97,6 +109,10 @@ pub struct Service {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) canary: Option<Arc<canary::Canary>>,
     pub(crate) decoders: Arc<tokio::sync::Semaphore>,
+    /// Requests held at once: the queue's and the decoders' (see `http::answer`).
+    pub(crate) held: Arc<tokio::sync::Semaphore>,
+    /// The controlled-delay admission the executor feeds.
+    pub(crate) admission: Arc<admission::Admission>,
     verifier: Option<verify::Verifier>,
     draining: AtomicBool,
     ready: AtomicBool,
@@ -129,15 +145,26 @@ impl Service {
         let config_json = stable.config().to_json().to_string();
         let plan = stable.plan().clone();
         let backend = stable.backend_name();
+        let mut options = options;
+        if options.max_batch_longs == 0 {
+            options.max_batch_longs =
+                if stable.on_device() { 4096 } else { 8 * stable.workers().max(1) };
+        }
+        let admission =
+            Arc::new(admission::Admission::new(options.queue_target, options.queue_interval));
         let arms = executor::Arms {
             stable,
             candidate,
             canary: canary.clone(),
             verifier: verifier.clone(),
         };
-        let queue = executor::start(arms, &options, metrics.clone());
+        let queue = executor::start(arms, &options, metrics.clone(), admission.clone());
         Ok(Arc::new(Service {
             decoders: Arc::new(tokio::sync::Semaphore::new(options.decoders.max(1))),
+            held: Arc::new(tokio::sync::Semaphore::new(
+                options.queue.max(1) + options.decoders.max(1),
+            )),
+            admission,
             options,
             config_json,
             plan,

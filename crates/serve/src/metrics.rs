@@ -27,7 +27,7 @@ pub struct Status {
 /// A rejection reason label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
-    /// Why: `queue_full`, `draining`, `client_gone`, `deadline`.
+    /// Why: `queue_full`, `draining`, `client_gone`, `deadline`, `panic`.
     pub reason: String,
 }
 
@@ -44,6 +44,8 @@ pub struct Metrics {
     pub batch_longs: Histogram,
     /// Requests waiting for the executor.
     pub queue_depth: Gauge,
+    /// 1 while the queue stands above its target (requests that would wait longer refused).
+    pub queue_standing: Gauge,
     /// Requests being handled.
     pub in_flight: Gauge,
     /// Requests answered, by status.
@@ -85,6 +87,7 @@ impl Metrics {
             compute_seconds: seconds(),
             batch_longs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             queue_depth: Gauge::default(),
+            queue_standing: Gauge::default(),
             in_flight: Gauge::default(),
             requests: Family::default(),
             rejections: Family::default(),
@@ -107,6 +110,11 @@ impl Metrics {
         r.register("compute_duration_seconds", "One backend call", m.compute_seconds.clone());
         r.register("batch_long_segments", "Long segments per backend call", m.batch_longs.clone());
         r.register("queue_depth", "Requests waiting for the executor", m.queue_depth.clone());
+        r.register(
+            "queue_standing",
+            "1 while the queue stands over its target",
+            m.queue_standing.clone(),
+        );
         r.register("in_flight", "Requests being handled", m.in_flight.clone());
         r.register("requests", "Requests answered, by status", m.requests.clone());
         r.register("rejections", "Requests refused, by reason", m.rejections.clone());
@@ -138,7 +146,7 @@ impl Metrics {
             Info::new(vec![("name", backend.to_string())]),
         );
         // Every reason from zero, so that rates over them are defined before the first refusal.
-        for reason in ["queue_full", "draining", "client_gone", "deadline"] {
+        for reason in ["queue_full", "draining", "client_gone", "deadline", "panic"] {
             let _ = m.rejections.get_or_create(&Reason { reason: reason.into() });
         }
         m

@@ -154,6 +154,21 @@ fn thread_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool, 
         .map_err(|e| Error::Threads { workers: threads, reason: e.to_string() })
 }
 
+/// One signal of [`Pipeline::process_signals`] on a host backend, computed (on the calling
+/// thread) into the buffer its tensor keeps.
+fn signal_tensor(
+    backend: &mut dyn Backend,
+    scale: FileScale,
+    signal: &[f32],
+) -> Result<MelTensor, Error> {
+    let mut batch = SignalBatch::new();
+    let item = batch.push(backend.plan(), signal);
+    let mut out = vec![0.0; batch.output_len(backend.plan())];
+    backend.compute(&batch, &mut out)?;
+    scale.apply(&mut out);
+    Ok(MelTensor::new(out, backend.plan().shape(item.n_long)))
+}
+
 impl Pipeline {
     /// A pipeline for `config` on backend `kind`. The configuration is validated first.
     ///
@@ -206,6 +221,17 @@ impl Pipeline {
     /// The segmentation plan.
     pub fn plan(&self) -> &SegmentPlan {
         self.backend.plan()
+    }
+
+    /// Runs `f` once on each of the pipeline's worker threads (to set a per-thread property,
+    /// such as a service lowering its compute threads' priority below its network thread's).
+    pub fn on_each_worker(&self, f: impl Fn() + Sync) {
+        self.pool.broadcast(|_| f());
+    }
+
+    /// Whether the backend computes on a device (a GPU), where batching calls pays.
+    pub fn on_device(&self) -> bool {
+        self.backend.on_device()
     }
 
     /// The name of the backend in use.
@@ -279,6 +305,14 @@ impl Pipeline {
     /// # Errors
     /// The backend fails (for the whole batch).
     pub fn process_signals(&mut self, signals: &[&[f32]]) -> Result<Vec<MelTensor>, Error> {
+        if !self.backend.on_device() {
+            // On the CPU one call per signal costs nothing more, and each signal's output
+            // becomes its tensor without a copy; all of them in one visit to the pool.
+            let (pool, backend, scale) = (&self.pool, &mut self.backend, self.file_scale);
+            return pool.install(|| {
+                signals.iter().map(|s| signal_tensor(backend.as_mut(), scale, s)).collect()
+            });
+        }
         let mut batch = SignalBatch::new();
         let items: Vec<BatchItem> =
             signals.iter().map(|s| batch.push(self.backend.plan(), s)).collect();
