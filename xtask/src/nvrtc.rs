@@ -18,14 +18,7 @@ pub fn provide(root: &Path) -> anyhow::Result<()> {
     if !lib.join("libnvrtc.so.12").exists() {
         eprintln!("$ python3 -m pip install --target {} {WHEEL}", target.display());
         let installed = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-cache-dir",
-            ])
+            .args(crate::venv::PIP_INSTALL)
             .args(["--break-system-packages", "--target"])
             .arg(&target)
             .arg(WHEEL)

@@ -23,16 +23,7 @@ pub fn test(root: &Path) -> Result<()> {
         }
         Ok(())
     };
-    run(&[
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-cache-dir",
-        "--force-reinstall",
-        "--no-deps",
-        "./crates/python",
-    ])?;
+    run(&[crate::venv::PIP_INSTALL, &["--force-reinstall", "--no-deps", "./crates/python"]]
+        .concat())?;
     run(&["-m", "pytest", "-q", "crates/python/tests"])
 }

@@ -7,6 +7,11 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
+/// `python -m pip install`, quiet, with no cache (a wheel cached is a wheel stored twice: CI's
+/// disk once ran out installing torch).
+pub const PIP_INSTALL: &[&str] =
+    &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir"];
+
 /// The venv's python, with the packages the corpus (and with `anchors`, the anchors) need.
 pub fn python(root: &Path, anchors: bool) -> Result<PathBuf> {
     let mut packages = vec!["numpy", "soundfile"];
@@ -32,17 +37,7 @@ pub fn with_packages(venv: &Path, packages: &[&str]) -> Result<PathBuf> {
         .is_ok_and(|o| o.status.success());
     if !present {
         eprintln!("$ {} -m pip install {}", python.display(), packages.join(" "));
-        let status = Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-cache-dir",
-            ])
-            .args(packages)
-            .status()?;
+        let status = Command::new(&python).args(PIP_INSTALL).args(packages).status()?;
         if !status.success() {
             bail!("pip install {} failed", packages.join(" "));
         }

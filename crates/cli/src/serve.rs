@@ -31,7 +31,7 @@ pub struct ServeArgs {
     pub queue: usize,
     /// Milliseconds of queue wait to aim at: once the queue stands above it for a whole
     /// --queue-interval-ms, requests that would wait longer are answered 503 at once.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub queue_target_ms: f64,
     /// Milliseconds over which a standing queue is judged.
     #[arg(long, default_value_t = 50.0)]

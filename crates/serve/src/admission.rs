@@ -6,7 +6,7 @@
 //! arrivals ask for less compute than the interval holds. Under a burst the
 //! queue drains within the interval and everything up to the hard bound is taken; under a
 //! sustained overload the excess is answered 503 at once and the accepted wait stays near the
-//! target.
+//! target. A queue full to its bound is an overload at once.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -72,6 +72,16 @@ impl Admission {
         self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A request found the queue full to its bound: overloaded at once, judged again after a
+    /// whole interval.
+    pub fn full(&self) {
+        if !self.overloaded.swap(true, Ordering::Relaxed) {
+            tracing::info!(standing = true, "queue admission: the queue is full");
+            *self.lock() = (Instant::now(), Duration::MAX);
+            self.arrivals.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// The executor computed `requests` requests in `took`.
     pub fn computed(&self, requests: usize, took: Duration) {
         let one = took.as_secs_f64() / requests.max(1) as f64;
@@ -114,5 +124,7 @@ mod tests {
         (0..30).for_each(|_| _ = admission.admits(2));
         admission.waited(Duration::ZERO, start + ms(300));
         assert!(!admission.overloaded() && admission.admits(60));
+        admission.full();
+        assert!(admission.overloaded() && !admission.admits(60));
     }
 }

@@ -115,13 +115,6 @@ pub(crate) fn start(
     };
     let spawned = std::thread::Builder::new().name("melkit-executor".into()).spawn(move || {
         let mut executor = executor;
-        // The compute threads yield to the network thread, so that a refusal or an answer is
-        // never queued behind a computation on a busy core.
-        lower_priority();
-        executor.stable.on_each_worker(lower_priority);
-        if let Some(candidate) = &executor.candidate {
-            candidate.on_each_worker(lower_priority);
-        }
         executor.run();
         let _ = done_tx.send(());
     });
@@ -271,19 +264,6 @@ impl Executor {
                 }
             }
             let _ = job.reply.send(Reply { result, arm, queue, compute });
-        }
-    }
-}
-
-/// Lowers the calling thread's scheduling priority (Linux: nice +5 for this thread alone).
-#[allow(unsafe_code)]
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority reads no memory of ours; PRIO_PROCESS with 0 names the calling
-    // thread on Linux, whose nice values are per thread.
-    unsafe {
-        if libc::setpriority(libc::PRIO_PROCESS, 0, 5) != 0 {
-            tracing::debug!("cannot lower the compute threads' priority");
         }
     }
 }

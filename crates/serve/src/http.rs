@@ -76,6 +76,7 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
     // Admission first: the requests held at once (decoding, queued, computing) are bounded, and
     // so is the memory their bodies and tensors take; beyond, 503 at once.
     let Ok(_held) = s.held.clone().try_acquire_owned() else {
+        s.admission.full();
         return overloaded(s);
     };
     let content_type =
@@ -120,7 +121,10 @@ async fn answer(s: &Arc<Service>, headers: &HeaderMap, body: Bytes, arrived: Ins
     }
     match s.queue.try_send(job) {
         Ok(()) => {}
-        Err(Refused::Full) => return overloaded(s),
+        Err(Refused::Full) => {
+            s.admission.full();
+            return overloaded(s);
+        }
         Err(Refused::Closed) => {
             s.metrics.rejected("draining");
             return error(503, "draining", "the service is shutting down");

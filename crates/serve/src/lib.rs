@@ -65,7 +65,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             queue: 64,
-            queue_target: Duration::from_millis(5),
+            queue_target: Duration::from_millis(10),
             queue_interval: Duration::from_millis(50),
             max_batch_longs: 0,
             max_queue_delay: Duration::ZERO,

@@ -223,12 +223,6 @@ impl Pipeline {
         self.backend.plan()
     }
 
-    /// Runs `f` once on each of the pipeline's worker threads (to set a per-thread property,
-    /// such as a service lowering its compute threads' priority below its network thread's).
-    pub fn on_each_worker(&self, f: impl Fn() + Sync) {
-        self.pool.broadcast(|_| f());
-    }
-
     /// Whether the backend computes on a device (a GPU), where batching calls pays.
     pub fn on_device(&self) -> bool {
         self.backend.on_device()
