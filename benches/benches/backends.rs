@@ -3,7 +3,7 @@
 //! adapter wgpu finds (lavapipe on a machine without a GPU), and is left out when there is none.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use melkit_backend_cpu::CpuBackend;
+use melkit_backend_cpu::{CpuBackend, CpuFft};
 use melkit_backend_wgpu::WgpuBackend;
 use melkit_core::{Backend, Config, ReferenceBackend};
 
@@ -12,6 +12,8 @@ fn backends(c: &mut Criterion) {
     let mut group = c.benchmark_group("backend");
     let mut backends = vec![
         ("cpu", 32, Box::new(CpuBackend::new(&config).unwrap()) as Box<dyn Backend>),
+        // The pair path (two frames per rustfft transform), for the lane path's ratio.
+        ("cpu-pairs", 32, Box::new(CpuBackend::with_fft(&config, CpuFft::Pairs).unwrap())),
         ("reference", 1, Box::new(ReferenceBackend::new(&config).unwrap())),
     ];
     match WgpuBackend::new(&config) {
@@ -25,7 +27,7 @@ fn backends(c: &mut Criterion) {
         let (plan, batch) = melkit_benches::batch(&config, files);
         let mut out = vec![0.0; batch.output_len(&plan)];
         group.throughput(Throughput::Elements((batch.n_long() * plan.n_short) as u64));
-        group.sample_size(if name == "cpu" { 30 } else { 10 });
+        group.sample_size(if name.starts_with("cpu") { 30 } else { 10 });
         group.bench_function(format!("{name}/{files}_files"), |b| {
             b.iter(|| backend.compute(&batch, &mut out).unwrap())
         });

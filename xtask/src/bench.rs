@@ -6,6 +6,8 @@
 //! - `make_corpus.py native 1000` end to end with `melkit run` for every backend compiled in
 //!   (the reference backend on 20 files), in NPY and HDF5, with 1 worker and with all cores,
 //!   each with its peak RSS; the one-hour file with `--sample-length full`.
+//! - The I/O floor (`melkit-benches`' `iofloor`: the same run, decode to write, with a backend
+//!   that writes zeros) in npy, h5 and stacked-h5, and each `melkit run`'s share of it.
 //! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios.
 //!
 //! Before every run the page cache is settled (dirty pages synced, the cache dropped when run as
@@ -75,6 +77,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let crit = |bench: &str| criterion_mean_ns(&root.join("target/criterion").join(bench));
     let fft_ns = crit("fft/real_256_f32")?;
     let batch_ns = crit("backend/cpu_32_files")?;
+    let pairs_ns = crit("backend/cpu-pairs_32_files")?;
     let latency_ns = crit("latency/process_file_10s_1_worker")?;
     let limit = cores as f64 / (FRAMES_PER_FILE * fft_ns * 1e-9);
     let compute_files_per_s = 32.0 / (batch_ns * 1e-9);
@@ -117,6 +120,23 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         &["--format", "h5", "--sample-length", "full"],
     )?);
 
+    // The I/O floor per format, beside the same run with compute: how close melkit comes to
+    // what decoding and this filesystem allow.
+    cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "iofloor"])?;
+    let iofloor = root.join("target/release/iofloor");
+    let mut floors = Vec::new();
+    for format in ["npy", "h5", "stacked-h5"] {
+        let with_compute = if format == "stacked-h5" {
+            let name = format!("cpu {format} {cores} workers");
+            runs.push(run_melkit(&melkit, &name, &native, &out, &["--format", format])?);
+            runs.len() - 1
+        } else {
+            let name = format!("cpu {format} {cores} worker");
+            runs.iter().position(|r| r.name.starts_with(&name)).context("no run to compare")?
+        };
+        floors.push((run_floor(&iofloor, format, &native, &out)?, with_compute));
+    }
+
     let anchor_rows =
         if anchors { run_anchors(root, &python, &native, cores)? } else { Vec::new() };
     // The profiler's timing model on this (idle) machine: what-ifs against real reruns, and an
@@ -150,6 +170,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "fft_real_256_ns": fft_ns,
         "fft_limit_files_per_s": limit,
         "compute_files_per_s": compute_files_per_s,
+        "compute_pairs_files_per_s": 32.0 / (pairs_ns * 1e-9),
         "wgpu_compute_segments_per_s": wgpu_ns.map(|ns| 32.0 * 80.0 / (ns * 1e-9)),
         "cpu_compute_segments_per_s": compute_files_per_s * 80.0,
         "compute_ratio_to_limit": compute_files_per_s / limit,
@@ -162,6 +183,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "peak_rss_mb": r.rss_mb, "stage_seconds": r.stages,
         })).collect::<Vec<_>>(),
         "anchors": anchor_rows.iter().map(|(n, f)| json!({"name": n, "files_per_s": f})).collect::<Vec<_>>(),
+        "io_floor": floors.iter().map(|(floor, run)| json!({
+            "name": floor.name, "files_per_s": floor.files_per_s, "peak_rss_mb": floor.rss_mb,
+            "stage_seconds": floor.stages, "run": runs[*run].name,
+            "run_to_floor": runs[*run].files_per_s / floor.files_per_s,
+        })).collect::<Vec<_>>(),
     });
     let markdown = table(&report, &runs, &anchor_rows, limit);
     std::fs::write(dir.join(format!("{rev}.json")), serde_json::to_string_pretty(&report)? + "\n")?;
@@ -202,25 +228,44 @@ pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
 
 /// `melkit run` under GNU time: the report and the peak RSS.
 fn run_melkit(melkit: &Path, name: &str, input: &Path, out: &Path, extra: &[&str]) -> Result<Run> {
+    timed(name, input, out, |report| {
+        let mut c = Command::new(melkit);
+        c.arg("run").arg(input).arg("-o").arg(out).arg("--quiet").arg("--report").arg(report);
+        c.args(extra);
+        c
+    })
+}
+
+/// The I/O floor (`iofloor`: the same run with the computation taken out) in `format`.
+fn run_floor(iofloor: &Path, format: &str, input: &Path, out: &Path) -> Result<Run> {
+    timed(&format!("I/O floor {format}"), input, out, |report| {
+        let mut c = Command::new(iofloor);
+        c.arg(input).arg(out).arg(format).arg(report);
+        c
+    })
+}
+
+/// A run of `command(report)` under GNU time, after the page cache is settled: its report and
+/// peak RSS.
+fn timed(
+    name: &str,
+    input: &Path,
+    out: &Path,
+    command: impl FnOnce(&Path) -> Command,
+) -> Result<Run> {
     let _ = std::fs::remove_dir_all(out);
     settle_page_cache(input)?;
     let report = out.with_extension("report.json");
     eprintln!("bench: {name}");
+    let inner = command(&report);
     let output = Command::new("/usr/bin/time")
         .args(["-f", "%M"])
-        .arg(melkit)
-        .arg("run")
-        .arg(input)
-        .arg("-o")
-        .arg(out)
-        .arg("--quiet")
-        .arg("--report")
-        .arg(&report)
-        .args(extra)
+        .arg(inner.get_program())
+        .args(inner.get_args())
         .output()
         .context("cannot run /usr/bin/time")?;
     if !output.status.success() {
-        bail!("{name}: melkit failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     let rss_kb: f64 = String::from_utf8_lossy(&output.stderr)
         .lines()
@@ -320,13 +365,16 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
     let _ = writeln!(
         md,
         "FFT-bound limit: {:.0} files/s ({} cores / (1360 frames × {:.0} ns per 256-point real FFT)). \
-         Compute stage alone: {:.0} files/s = {:.0} % of the limit. \
+         Compute stage alone: {:.0} files/s = {:.0} % of the limit; on the pair path (two frames \
+         per rustfft transform) {:.0} files/s, so the lane path is {:.2}× it. \
          Latency of one 10 s file through `process_file` on one core: {:.2} ms.\n",
         limit,
         report["cores"],
         f("fft_real_256_ns"),
         f("compute_files_per_s"),
         100.0 * f("compute_ratio_to_limit"),
+        f("compute_pairs_files_per_s"),
+        f("compute_files_per_s") / f("compute_pairs_files_per_s"),
         f("latency_ms_one_core"),
     );
     if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {
@@ -360,6 +408,20 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
             s("scale"),
             s("write")
         );
+    }
+    if let Some(floors) = report["io_floor"].as_array() {
+        let _ = writeln!(md, "\n| I/O floor (no compute) | files/s | melkit run | of the floor |");
+        let _ = writeln!(md, "|---|---:|---|---:|");
+        for f in floors {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {} | {:.0} % |",
+                f["name"].as_str().unwrap_or(""),
+                f["files_per_s"].as_f64().unwrap_or(0.0),
+                f["run"].as_str().unwrap_or(""),
+                100.0 * f["run_to_floor"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     let _ = writeln!(
         md,

@@ -30,22 +30,29 @@ use crate::simd::Simd;
 const TILE_FRAMES: usize = 64;
 
 /// Thread-time of each step, summed over the worker threads.
-#[derive(Default)]
-struct Busy([AtomicU64; 3]);
+pub(crate) struct Busy<const N: usize> {
+    names: [&'static str; N],
+    total: [AtomicU64; N],
+}
 
-impl Busy {
-    /// The steps' names, as the backend reports them.
-    const STEPS: [&'static str; 3] = ["window+fft+power", "mel", "scale"];
+/// The pair engine's steps.
+const STEPS: [&str; 3] = ["window+fft+power", "mel", "scale"];
 
-    fn add(&self, times: [Duration; 3]) {
-        for (total, t) in self.0.iter().zip(times) {
+impl<const N: usize> Busy<N> {
+    /// No time yet for the steps `names`.
+    pub(crate) fn new(names: [&'static str; N]) -> Self {
+        Busy { names, total: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+
+    pub(crate) fn add(&self, times: [Duration; N]) {
+        for (total, t) in self.total.iter().zip(times) {
             total.fetch_add(t.as_nanos() as u64, Ordering::Relaxed);
         }
     }
 
-    fn timings(&self) -> StepTimings {
+    pub(crate) fn timings(&self) -> StepTimings {
         let mut timings = StepTimings::default();
-        for (name, total) in Self::STEPS.iter().zip(&self.0) {
+        for (name, total) in self.names.iter().zip(&self.total) {
             timings.add(name, Duration::from_nanos(total.load(Ordering::Relaxed)));
         }
         timings
@@ -63,10 +70,31 @@ enum Gather {
 
 /// The exponent applied to the magnitude.
 #[derive(Clone, Copy, Debug)]
-enum Power {
+pub(crate) enum Power {
     Square,
     Magnitude,
     Other(f64),
+}
+
+impl Power {
+    /// The exponent of a configuration's `power`.
+    pub(crate) fn from_config(config: &Config) -> Self {
+        match config.power {
+            2.0 => Power::Square,
+            1.0 => Power::Magnitude,
+            p => Power::Other(p / 2.0),
+        }
+    }
+
+    /// `|X|^power` from `|X|²`, in f32.
+    #[inline(always)]
+    pub(crate) fn apply<T: Float + Into<f64>>(self, squared: T) -> f32 {
+        match self {
+            Power::Square => to_f32(squared),
+            Power::Magnitude => to_f32(squared.sqrt()),
+            Power::Other(half) => squared.into().powf(half) as f32,
+        }
+    }
 }
 
 /// Everything prepared once for a configuration, with the FFT in `T`.
@@ -100,11 +128,7 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
     pub fn new(config: &Config, plan: &SegmentPlan) -> Self {
         let fft = FftPlanner::<T>::new().plan_fft_forward(plan.n_fft);
         let gathers = (0..plan.n_frames).map(|t| gather(plan, t)).collect();
-        let power = match config.power {
-            2.0 => Power::Square,
-            1.0 => Power::Magnitude,
-            p => Power::Other(p / 2.0),
-        };
+        let power = Power::from_config(config);
         Engine {
             window: window(config.window, config.window_length(), plan.n_fft)
                 .into_iter()
@@ -141,14 +165,17 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
         let samples = batch.samples();
-        let busy = Busy::default();
+        let busy = Busy::new(STEPS);
         out.par_chunks_mut(plan.long_output_len())
             .zip(batch.long_starts().par_iter())
             .for_each_init(
                 || self.scratch(plan),
                 |scratch, (dest, &start)| {
                     let long = &samples[start..start + plan.long_len];
-                    let times = self.simd.run(|| self.long_segment(plan, long, dest, scratch));
+                    let times = self.simd.run(
+                        #[inline(always)]
+                        || self.long_segment(plan, long, dest, scratch),
+                    );
                     busy.add(times);
                 },
             );

@@ -5,9 +5,15 @@
 //! The FFT runs in f32, or in f64 when the output is in dB: there values far below a frame's
 //! peak matter, and f32 rounding of the transform (about 1e-7 of the peak magnitude) would
 //! otherwise decide the bins near the `amin` floor.
+//!
+//! Two FFT paths: the lane engine (eight frames per transform, one per SIMD lane, for every
+//! power-of-two `n_fft`) and the pair engine (realfft-style: two frames per complex rustfft
+//! transform, for any `n_fft`). [`CpuBackend::new`] picks the lane engine where it applies.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod engine;
+mod lane_engine;
+mod lanes;
 mod mel;
 mod simd;
 
@@ -17,11 +23,24 @@ use melkit_core::error::BackendError;
 use melkit_core::plan::SegmentPlan;
 
 use crate::engine::Engine;
+use crate::lane_engine::LaneEngine;
 
-/// The transform in the precision the configuration needs.
+/// The transform in the precision the configuration needs, on one of the two paths.
 enum Precision {
     Single(Engine<f32>),
     Double(Engine<f64>),
+    LanesSingle(LaneEngine<f32>),
+    LanesDouble(LaneEngine<f64>),
+}
+
+/// Which FFT path the CPU backend takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuFft {
+    /// Eight frames per transform, one per SIMD lane (power-of-two `n_fft` only; otherwise the
+    /// pair path).
+    Lanes,
+    /// Two frames per complex rustfft transform (any `n_fft`).
+    Pairs,
 }
 
 /// The CPU backend (see the crate documentation).
@@ -36,17 +55,41 @@ impl CpuBackend {
     /// # Errors
     /// The configuration's first invalid key.
     pub fn new(config: &Config) -> Result<Self, BackendError> {
+        Self::with_fft(config, CpuFft::Lanes)
+    }
+
+    /// The CPU backend on a chosen FFT path (for comparisons; [`CpuBackend::new`] picks the
+    /// faster).
+    ///
+    /// # Errors
+    /// The configuration's first invalid key.
+    pub fn with_fft(config: &Config, fft: CpuFft) -> Result<Self, BackendError> {
         let plan = SegmentPlan::new(config)?;
-        let engine = match config.scale {
-            Scale::Db => Precision::Double(Engine::new(config, &plan)),
-            Scale::Power => Precision::Single(Engine::new(config, &plan)),
+        let double = config.scale == Scale::Db;
+        let lanes = fft == CpuFft::Lanes;
+        let engine = match (double, lanes) {
+            (false, true) => LaneEngine::new(config, &plan).map(Precision::LanesSingle),
+            (true, true) => LaneEngine::new(config, &plan).map(Precision::LanesDouble),
+            _ => None,
         };
+        let engine = engine.unwrap_or_else(|| match double {
+            true => Precision::Double(Engine::new(config, &plan)),
+            false => Precision::Single(Engine::new(config, &plan)),
+        });
         Ok(CpuBackend { plan, engine })
     }
 
     /// Whether the FFT runs in f64 (for dB output).
     pub fn double_precision(&self) -> bool {
-        matches!(self.engine, Precision::Double(_))
+        matches!(self.engine, Precision::Double(_) | Precision::LanesDouble(_))
+    }
+
+    /// The FFT path this backend takes.
+    pub fn fft(&self) -> CpuFft {
+        match self.engine {
+            Precision::LanesSingle(_) | Precision::LanesDouble(_) => CpuFft::Lanes,
+            _ => CpuFft::Pairs,
+        }
     }
 }
 
@@ -69,6 +112,8 @@ impl Backend for CpuBackend {
         match &self.engine {
             Precision::Single(e) => e.compute(&self.plan, batch, out),
             Precision::Double(e) => e.compute(&self.plan, batch, out),
+            Precision::LanesSingle(e) => e.compute(&self.plan, batch, out),
+            Precision::LanesDouble(e) => e.compute(&self.plan, batch, out),
         }
     }
 }
@@ -97,18 +142,27 @@ impl Steps {
     pub fn spectra(&mut self, long: &[f32]) {
         let Steps { plan, engine, scratch } = self;
         let frames = engine.tile_frames(plan);
-        engine.simd().run(|| engine.spectra(plan, long, 0, frames, scratch));
+        engine.simd().run(
+            #[inline(always)]
+            || engine.spectra(plan, long, 0, frames, scratch),
+        );
     }
 
     /// The mel projection of the last spectra into `out` (one tile's output).
     pub fn mel(&mut self, out: &mut [f32]) {
         let frames = self.engine.tile_frames(&self.plan);
-        self.engine.simd().run(|| self.engine.project(&self.plan, frames, &self.scratch, out));
+        self.engine.simd().run(
+            #[inline(always)]
+            || self.engine.project(&self.plan, frames, &self.scratch, out),
+        );
     }
 
     /// The element-wise scaling of `values`.
     pub fn scale(&self, values: &mut [f32]) {
-        self.engine.simd().run(|| self.engine.scale(values));
+        self.engine.simd().run(
+            #[inline(always)]
+            || self.engine.scale(values),
+        );
     }
 
     /// Values in one tile's output.

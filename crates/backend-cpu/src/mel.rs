@@ -26,6 +26,17 @@ impl SparseMel {
         SparseMel { first_bin, offsets, weights }
     }
 
+    /// Filter `m`: its first bin and its non-zero weights.
+    #[inline(always)]
+    pub fn filter(&self, m: usize) -> (usize, &[f32]) {
+        (self.first_bin[m], &self.weights[self.offsets[m]..self.offsets[m + 1]])
+    }
+
+    /// The number of filters.
+    pub fn n_mels(&self) -> usize {
+        self.first_bin.len()
+    }
+
     /// `out[s, m, t] = Σ_k w[m, k] · power[k, s·per + t]` for a `[bin][frame]` power table of
     /// `frames` columns holding whole short segments of `per` frames each, into the output
     /// layout `[short][mel][frame]`.

@@ -17,16 +17,27 @@ use crate::error::WriteError;
 /// The folder cannot be created, or `create` fails.
 pub fn temp_beside<R>(
     path: &Path,
-    create: impl FnMut(&Path) -> std::io::Result<R>,
+    mut create: impl FnMut(&Path) -> std::io::Result<R>,
 ) -> Result<(R, TempPath), WriteError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let prefix = format!(".{name}.");
-    let temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").make_in(dir, create)?;
+    let mut make =
+        || tempfile::Builder::new().prefix(&prefix).suffix(".tmp").make_in(dir, &mut create);
+    // The folder is made only when it is missing: a run writes most outputs into folders that
+    // exist, and asking first cost two system calls per output (mkdir, then stat). A missing
+    // folder is not always reported as `NotFound` (HDF5 says only that it could not create the
+    // file), so any failure looks for the folder.
+    let temp = match make() {
+        Err(_) if !dir.is_dir() => {
+            std::fs::create_dir_all(dir)?;
+            make()?
+        }
+        made => made?,
+    };
     let (file, temp) = temp.into_parts();
     Ok((file, temp))
 }
@@ -59,4 +70,24 @@ pub fn commit(temp: TempPath, path: &Path, sync: bool) -> Result<(), WriteError>
     }
     temp.persist(path).map_err(|e| WriteError::Io(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_lands_in_an_existing_folder_and_in_missing_nested_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [dir.path().join("a.npy"), dir.path().join("x/y/z/b.npy")] {
+            write_file(&path, b"melkit").unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"melkit");
+            // Nothing temporary is left beside it.
+            let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        }
+    }
 }

@@ -1,0 +1,285 @@
+//! The lane-batched computation of long segments: eight frames per FFT, one per SIMD lane,
+//! window, transform, power and mel projection fused per group of eight frames.
+//!
+//! Frames of a short segment start `hop` samples apart, so the padded segment is laid out once
+//! as a table `[c][r] = padded[r · hop + c]` (`c < hop`): sample `i` of eight consecutive frames
+//! `t..t+8` is then the eight neighbours `table[i % hop][t + i / hop ..]`, one vector load. The
+//! frames of a segment go through the transform eight at a time; what is left of each segment
+//! (its last `n_frames % 8`) is gathered lane by lane from several segments' tables. Each bin's
+//! power is one vector of eight frames, kept in a small L1 buffer, and each mel value is a sum of
+//! weights times those vectors, stored as eight consecutive frames of the output. Work is split
+//! across threads by groups of whole long segments, so the leftovers of short long segments fill
+//! their lanes too.
+
+use melkit_core::backend::{SignalBatch, StepTimings};
+use melkit_core::config::Config;
+use melkit_core::error::BackendError;
+use melkit_core::mel::MelFilterbank;
+use melkit_core::plan::SegmentPlan;
+use melkit_core::scale::ElementScale;
+use melkit_core::window::window;
+use rayon::prelude::*;
+use rustfft::num_traits::Float;
+use std::time::{Duration, Instant};
+
+use crate::engine::{Busy, Power};
+use crate::lanes::{Cv, LANES, LaneFft};
+use crate::mel::SparseMel;
+use crate::simd::Simd;
+
+/// Short segments a tile aims for at most (their tables stay in L1 or L2).
+const TILE_SHORTS: usize = 8;
+
+/// The steps' names, as the backend reports them.
+pub const LANE_STEPS: [&str; 2] = ["window+fft+power+mel", "scale"];
+
+/// Everything prepared once for a configuration, with the transform in `T`.
+pub struct LaneEngine<T> {
+    fft: LaneFft<T>,
+    window: Vec<T>,
+    /// Where sample `i` of frame 0 sits in a segment's table (`(i % hop) · rows + i / hop`).
+    offsets: Vec<usize>,
+    /// The short-segment sample of each table cell; `short_len` (a zero) for padding.
+    sources: Vec<u32>,
+    mel: SparseMel,
+    power: Power,
+    scale: ElementScale,
+    /// Short segments per tile.
+    tile_shorts: usize,
+    /// Long segments a worker takes at once.
+    task_longs: usize,
+    simd: Simd,
+}
+
+/// Per-thread buffers.
+pub struct LaneScratch<T> {
+    /// One short segment and a trailing zero.
+    short: Vec<T>,
+    /// The tables of a tile's segments.
+    tables: Vec<T>,
+    data: Vec<Cv<T>>,
+    /// `[bin][lane]`: the power of one group.
+    power: Vec<[f32; LANES]>,
+}
+
+impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
+    /// The lane engine for a configuration, or `None` where it does not apply: an `n_fft` that is
+    /// not a power of two from 8 to 65536, or a padding whose samples depend on the frame and
+    /// not only on the position (librosa's separate head and tail reflection).
+    pub fn new(config: &Config, plan: &SegmentPlan) -> Option<Self> {
+        let (n, hop, frames) = (plan.n_fft, plan.hop_length, plan.n_frames);
+        if !LaneFft::<T>::supports(n) || u32::try_from(plan.short_len).is_err() {
+            return None;
+        }
+        let rows = frames + (n - 1) / hop;
+        let cell = |c: usize, r: usize| {
+            let t = r.min(frames - 1);
+            let i = r * hop + c - t * hop;
+            (i < n).then(|| plan.frame_source(t, i)).flatten()
+        };
+        let mut sources = Vec::with_capacity(hop * rows);
+        for c in 0..hop {
+            sources.extend((0..rows).map(|r| cell(c, r).map_or(plan.short_len, |j| j) as u32));
+        }
+        let offsets: Vec<usize> = (0..n).map(|i| (i % hop) * rows + i / hop).collect();
+        let consistent = (0..frames).all(|t| {
+            (0..n).all(|i| {
+                let at = sources[offsets[i] + t] as usize;
+                plan.frame_source(t, i) == (at < plan.short_len).then_some(at)
+            })
+        });
+        if !consistent {
+            return None;
+        }
+        let left = frames % LANES;
+        let unit = if left == 0 { 1 } else { LANES / gcd(left, LANES) };
+        let tile_shorts = (TILE_SHORTS / unit * unit).max(unit);
+        Some(LaneEngine {
+            fft: LaneFft::new(n),
+            window: window(config.window, config.window_length(), n)
+                .into_iter()
+                .map(|w| <T as rustfft::num_traits::NumCast>::from(w).unwrap_or_else(T::zero))
+                .collect(),
+            offsets,
+            sources,
+            mel: SparseMel::new(&MelFilterbank::from_config(config)),
+            power: Power::from_config(config),
+            scale: ElementScale::from_config(config),
+            tile_shorts,
+            task_longs: tile_shorts.div_ceil(plan.n_short),
+            simd: Simd::detect(),
+        })
+    }
+
+    /// Buffers for one thread.
+    pub fn scratch(&self, plan: &SegmentPlan) -> LaneScratch<T> {
+        LaneScratch {
+            short: vec![T::zero(); plan.short_len + 1],
+            tables: vec![T::zero(); self.tile_shorts * self.sources.len()],
+            data: vec![Cv::zero(); self.fft.points()],
+            power: vec![[0.0; LANES]; plan.n_bins],
+        }
+    }
+
+    /// Every long segment of `batch` into `out` (already checked to fit), in parallel.
+    pub fn compute(
+        &self,
+        plan: &SegmentPlan,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        let samples = batch.samples();
+        let busy = Busy::new(LANE_STEPS);
+        out.par_chunks_mut(plan.long_output_len() * self.task_longs)
+            .zip(batch.long_starts().par_chunks(self.task_longs))
+            .for_each_init(
+                || self.scratch(plan),
+                |scratch, (dest, starts)| {
+                    busy.add(self.simd.run(
+                        #[inline(always)]
+                        || self.task(plan, samples, starts, dest, scratch),
+                    ));
+                },
+            );
+        Ok(busy.timings())
+    }
+
+    /// The long segments starting at `starts`, tile by tile; returns the time of the steps.
+    #[inline(always)]
+    fn task(
+        &self,
+        plan: &SegmentPlan,
+        samples: &[f32],
+        starts: &[usize],
+        dest: &mut [f32],
+        s: &mut LaneScratch<T>,
+    ) -> [Duration; 2] {
+        let total = starts.len() * plan.n_short;
+        let per_short = plan.short_output_len();
+        let mut times = [Duration::ZERO; 2];
+        let mut clock = Instant::now();
+        let mut lap = |step: usize, clock: &mut Instant| {
+            let now = Instant::now();
+            times[step] += now - *clock;
+            *clock = now;
+        };
+        for first in (0..total).step_by(self.tile_shorts) {
+            let shorts = self.tile_shorts.min(total - first);
+            for q in 0..shorts {
+                let g = first + q;
+                let start = starts[g / plan.n_short] + (g % plan.n_short) * plan.short_hop;
+                self.table(&samples[start..start + plan.short_len], q, s);
+            }
+            let out = &mut dest[first * per_short..(first + shorts) * per_short];
+            self.groups(plan, shorts, out, s);
+            lap(0, &mut clock);
+            self.scale.apply_f32(out);
+            lap(1, &mut clock);
+        }
+        times
+    }
+
+    /// Lays out the short segment `short` as the table of tile slot `q`.
+    #[inline(always)]
+    fn table(&self, short: &[f32], q: usize, s: &mut LaneScratch<T>) {
+        for (x, &v) in s.short.iter_mut().zip(short) {
+            *x = <T as From<f32>>::from(v);
+        }
+        let cells = self.sources.len();
+        let table = &mut s.tables[q * cells..(q + 1) * cells];
+        for (cell, &src) in table.iter_mut().zip(&self.sources) {
+            *cell = s.short[src as usize];
+        }
+    }
+
+    /// The mel spectra of the tile's `shorts` segments (tables laid out) into `out`
+    /// (`[short][mel][frame]`).
+    #[inline(always)]
+    fn groups(&self, plan: &SegmentPlan, shorts: usize, out: &mut [f32], s: &mut LaneScratch<T>) {
+        let per = plan.n_frames;
+        let cells = self.sources.len();
+        let (full, rest) = (per / LANES * LANES, per % LANES);
+        let LaneScratch { tables, data, power, .. } = s;
+        for q in 0..shorts {
+            let table = &tables[q * cells..(q + 1) * cells];
+            for t0 in (0..full).step_by(LANES) {
+                let table = &table[t0..];
+                for (v, (o, w)) in data
+                    .iter_mut()
+                    .zip(self.offsets.chunks_exact(2).zip(self.window.chunks_exact(2)))
+                {
+                    let (ra, rb) = (&table[o[0]..o[0] + LANES], &table[o[1]..o[1] + LANES]);
+                    v.re = std::array::from_fn(|l| ra[l] * w[0]);
+                    v.im = std::array::from_fn(|l| rb[l] * w[1]);
+                }
+                self.spectrum(data, power);
+                for m in 0..self.mel.n_mels() {
+                    let at = (q * self.mel.n_mels() + m) * per + t0;
+                    out[at..at + LANES].copy_from_slice(&self.mel_lanes(power, m));
+                }
+            }
+        }
+        // Each segment's last frames, gathered lane by lane across segments.
+        let lane = |idx: usize| (idx / rest, full + idx % rest);
+        for group in (0..shorts * rest).step_by(LANES) {
+            let lanes = LANES.min(shorts * rest - group);
+            for (j, v) in data.iter_mut().enumerate() {
+                let (a, b) = (2 * j, 2 * j + 1);
+                *v = Cv::zero();
+                for l in 0..lanes {
+                    let (q, t) = lane(group + l);
+                    let table = &tables[q * cells..];
+                    v.re[l] = table[self.offsets[a] + t] * self.window[a];
+                    v.im[l] = table[self.offsets[b] + t] * self.window[b];
+                }
+            }
+            self.spectrum(data, power);
+            for m in 0..self.mel.n_mels() {
+                let mel = self.mel_lanes(power, m);
+                for (l, &v) in mel.iter().enumerate().take(lanes) {
+                    let (q, t) = lane(group + l);
+                    out[(q * self.mel.n_mels() + m) * per + t] = v;
+                }
+            }
+        }
+    }
+
+    /// Transforms the group in `data` and leaves each bin's power in `power`.
+    #[inline(always)]
+    fn spectrum(&self, data: &mut [Cv<T>], power: &mut [[f32; LANES]]) {
+        self.fft.transform(data);
+        let exponent = self.power;
+        for (k, row) in power.iter_mut().enumerate() {
+            let p = self.fft.power(data, k);
+            match exponent {
+                Power::Square => {
+                    for (o, &p) in row.iter_mut().zip(&p) {
+                        *o = p.into() as f32;
+                    }
+                }
+                _ => {
+                    for (o, &p) in row.iter_mut().zip(&p) {
+                        *o = exponent.apply(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mel filter `m` of the group's power, one value per lane.
+    #[inline(always)]
+    fn mel_lanes(&self, power: &[[f32; LANES]], m: usize) -> [f32; LANES] {
+        let (first, weights) = self.mel.filter(m);
+        let mut acc = [0.0f32; LANES];
+        for (&w, p) in weights.iter().zip(&power[first..]) {
+            for l in 0..LANES {
+                acc[l] += w * p[l];
+            }
+        }
+        acc
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
