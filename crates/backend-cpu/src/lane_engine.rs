@@ -23,7 +23,7 @@ use rustfft::num_traits::Float;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Busy, Power};
-use crate::lanes::{Cv, LANES, LaneFft};
+use crate::lanes::{Cv, LANES, LaneFft, multiply_add};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
 
@@ -91,15 +91,16 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
         if !consistent {
             return None;
         }
+        let window: Vec<T> = window(config.window, config.window_length(), n)
+            .into_iter()
+            .map(|w| <T as rustfft::num_traits::NumCast>::from(w).unwrap_or_else(T::zero))
+            .collect();
         let left = frames % LANES;
         let unit = if left == 0 { 1 } else { LANES / gcd(left, LANES) };
         let tile_shorts = (TILE_SHORTS / unit * unit).max(unit);
         Some(LaneEngine {
             fft: LaneFft::new(n),
-            window: window(config.window, config.window_length(), n)
-                .into_iter()
-                .map(|w| <T as rustfft::num_traits::NumCast>::from(w).unwrap_or_else(T::zero))
-                .collect(),
+            window,
             offsets,
             sources,
             mel: SparseMel::new(&MelFilterbank::from_config(config)),
@@ -135,18 +136,25 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
             .for_each_init(
                 || self.scratch(plan),
                 |scratch, (dest, starts)| {
-                    busy.add(self.simd.run(
-                        #[inline(always)]
-                        || self.task(plan, samples, starts, dest, scratch),
-                    ));
+                    busy.add(match self.simd {
+                        Simd::Avx2Fma => self.simd.run(
+                            #[inline(always)]
+                            || self.task::<true>(plan, samples, starts, dest, scratch),
+                        ),
+                        Simd::Baseline => self.simd.run(
+                            #[inline(always)]
+                            || self.task::<false>(plan, samples, starts, dest, scratch),
+                        ),
+                    });
                 },
             );
         Ok(busy.timings())
     }
 
     /// The long segments starting at `starts`, tile by tile; returns the time of the steps.
+    /// `FMA`: fused multiply-adds (only where the CPU has them).
     #[inline(always)]
-    fn task(
+    fn task<const FMA: bool>(
         &self,
         plan: &SegmentPlan,
         samples: &[f32],
@@ -171,7 +179,7 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
                 self.table(&samples[start..start + plan.short_len], q, s);
             }
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
-            self.groups(plan, shorts, out, s);
+            self.groups::<FMA>(plan, shorts, out, s);
             lap(0, &mut clock);
             self.scale.apply_f32(out);
             lap(1, &mut clock);
@@ -195,7 +203,13 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
     /// The mel spectra of the tile's `shorts` segments (tables laid out) into `out`
     /// (`[short][mel][frame]`).
     #[inline(always)]
-    fn groups(&self, plan: &SegmentPlan, shorts: usize, out: &mut [f32], s: &mut LaneScratch<T>) {
+    fn groups<const FMA: bool>(
+        &self,
+        plan: &SegmentPlan,
+        shorts: usize,
+        out: &mut [f32],
+        s: &mut LaneScratch<T>,
+    ) {
         let per = plan.n_frames;
         let cells = self.sources.len();
         let (full, rest) = (per / LANES * LANES, per % LANES);
@@ -204,53 +218,73 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
             let table = &tables[q * cells..(q + 1) * cells];
             for t0 in (0..full).step_by(LANES) {
                 let table = &table[t0..];
-                for (v, (o, w)) in data
-                    .iter_mut()
-                    .zip(self.offsets.chunks_exact(2).zip(self.window.chunks_exact(2)))
-                {
-                    let (ra, rb) = (&table[o[0]..o[0] + LANES], &table[o[1]..o[1] + LANES]);
-                    v.re = std::array::from_fn(|l| ra[l] * w[0]);
-                    v.im = std::array::from_fn(|l| rb[l] * w[1]);
-                }
-                self.spectrum(data, power);
+                self.spectrum::<FMA>(
+                    data,
+                    power,
+                    #[inline(always)]
+                    |j| self.run(table, j),
+                );
                 for m in 0..self.mel.n_mels() {
                     let at = (q * self.mel.n_mels() + m) * per + t0;
-                    out[at..at + LANES].copy_from_slice(&self.mel_lanes(power, m));
+                    out[at..at + LANES].copy_from_slice(&self.mel_lanes::<FMA>(power, m));
                 }
             }
         }
-        // Each segment's last frames, gathered lane by lane across segments.
-        let lane = |idx: usize| (idx / rest, full + idx % rest);
+        // Each segment's last frames, gathered lane by lane across segments (lanes past the
+        // last frame repeat the first and are not stored).
         for group in (0..shorts * rest).step_by(LANES) {
             let lanes = LANES.min(shorts * rest - group);
-            for (j, v) in data.iter_mut().enumerate() {
-                let (a, b) = (2 * j, 2 * j + 1);
-                *v = Cv::zero();
-                for l in 0..lanes {
-                    let (q, t) = lane(group + l);
-                    let table = &tables[q * cells..];
-                    v.re[l] = table[self.offsets[a] + t] * self.window[a];
-                    v.im[l] = table[self.offsets[b] + t] * self.window[b];
-                }
-            }
-            self.spectrum(data, power);
+            let bases: [usize; LANES] = std::array::from_fn(|l| {
+                let idx = group + if l < lanes { l } else { 0 };
+                let (q, t) = (idx / rest, full + idx % rest);
+                q * cells + t
+            });
+            self.spectrum::<FMA>(
+                data,
+                power,
+                #[inline(always)]
+                |j| self.gather(tables, &bases, j),
+            );
             for m in 0..self.mel.n_mels() {
-                let mel = self.mel_lanes(power, m);
+                let mel = self.mel_lanes::<FMA>(power, m);
                 for (l, &v) in mel.iter().enumerate().take(lanes) {
-                    let (q, t) = lane(group + l);
+                    let (q, t) = ((group + l) / rest, full + (group + l) % rest);
                     out[(q * self.mel.n_mels() + m) * per + t] = v;
                 }
             }
         }
     }
 
-    /// Transforms the group in `data` and leaves each bin's power in `power`.
+    /// Packed value `j` of eight consecutive frames from a table (from their first frame on).
     #[inline(always)]
-    fn spectrum(&self, data: &mut [Cv<T>], power: &mut [[f32; LANES]]) {
-        self.fft.transform(data);
+    fn run(&self, table: &[T], j: usize) -> Cv<T> {
+        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
+        let (ra, rb) = (&table[o[0]..o[0] + LANES], &table[o[1]..o[1] + LANES]);
+        Cv { re: std::array::from_fn(|l| ra[l] * w[0]), im: std::array::from_fn(|l| rb[l] * w[1]) }
+    }
+
+    /// Packed value `j` of eight frames anywhere in the tables (`bases`: each frame's cell 0).
+    #[inline(always)]
+    fn gather(&self, tables: &[T], bases: &[usize; LANES], j: usize) -> Cv<T> {
+        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
+        Cv {
+            re: std::array::from_fn(|l| tables[bases[l] + o[0]] * w[0]),
+            im: std::array::from_fn(|l| tables[bases[l] + o[1]] * w[1]),
+        }
+    }
+
+    /// Transforms the group `load` gives into `data` and leaves each bin's power in `power`.
+    #[inline(always)]
+    fn spectrum<const FMA: bool>(
+        &self,
+        data: &mut [Cv<T>],
+        power: &mut [[f32; LANES]],
+        load: impl Fn(usize) -> Cv<T>,
+    ) {
+        self.fft.transform::<FMA>(data, load);
         let exponent = self.power;
         for (k, row) in power.iter_mut().enumerate() {
-            let p = self.fft.power(data, k);
+            let p = self.fft.power::<FMA>(data, k);
             match exponent {
                 Power::Square => {
                     for (o, &p) in row.iter_mut().zip(&p) {
@@ -268,13 +302,11 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
 
     /// Mel filter `m` of the group's power, one value per lane.
     #[inline(always)]
-    fn mel_lanes(&self, power: &[[f32; LANES]], m: usize) -> [f32; LANES] {
+    fn mel_lanes<const FMA: bool>(&self, power: &[[f32; LANES]], m: usize) -> [f32; LANES] {
         let (first, weights) = self.mel.filter(m);
         let mut acc = [0.0f32; LANES];
         for (&w, p) in weights.iter().zip(&power[first..]) {
-            for l in 0..LANES {
-                acc[l] += w * p[l];
-            }
+            acc = std::array::from_fn(|l| multiply_add::<f32, FMA>(w, p[l], acc[l]));
         }
         acc
     }
