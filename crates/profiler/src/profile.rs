@@ -145,9 +145,11 @@ impl fmt::Display for Profile {
                 String::new()
             }
         )?;
+        // The first column fits the longest step name (backends name their own steps).
+        let width = a.stages.iter().map(|s| s.name.len() + 2).max().unwrap_or(0).max(24);
         writeln!(
             f,
-            "{:<24} {:>10} {:>7} {:>8} {:>10} {:>13} {:>16}",
+            "{:<width$} {:>10} {:>7} {:>8} {:>10} {:>13} {:>16}",
             "stage", "thread-s", "share", "lane", "lane-s", "segments/s", "run without it"
         )?;
         for row in &a.stages {
@@ -173,7 +175,7 @@ impl fmt::Display for Profile {
             };
             writeln!(
                 f,
-                "{name:<24} {:>10.3} {:>6.1}% {lane:>8} {:>10.3} {rate:>13} {what_if:>16}",
+                "{name:<width$} {:>10.3} {:>6.1}% {lane:>8} {:>10.3} {rate:>13} {what_if:>16}",
                 row.thread_seconds,
                 100.0 * row.share,
                 row.lane_seconds,
