@@ -19,13 +19,13 @@ use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
 use rayon::prelude::*;
-use rustfft::num_traits::Float;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Busy, Power};
 use crate::lanes::{Cv, LANES, LaneFft, multiply_add};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
+use crate::table::{Cell, runs};
 
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).
 const TILE_SHORTS: usize = 8;
@@ -41,6 +41,9 @@ pub struct LaneEngine<T> {
     offsets: Vec<usize>,
     /// The short-segment sample of each table cell; `short_len` (a zero) for padding.
     sources: Vec<u32>,
+    /// Where every row of the table is zeros, then samples `hop` apart, then zeros (constant
+    /// padding): each row's first cell with a sample, its end, and that first sample.
+    runs: Option<Vec<(usize, usize, usize)>>,
     mel: SparseMel,
     power: Power,
     scale: ElementScale,
@@ -62,7 +65,7 @@ pub struct LaneScratch<T> {
     power: Vec<[f32; LANES]>,
 }
 
-impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
+impl<T: Cell> LaneEngine<T> {
     /// The lane engine for a configuration, or `None` where it does not apply: an `n_fft` that is
     /// not a power of two from 8 to 65536, or a padding whose samples depend on the frame and
     /// not only on the position (librosa's separate head and tail reflection).
@@ -102,6 +105,7 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
             fft: LaneFft::new(n),
             window,
             offsets,
+            runs: runs(&sources, rows, hop, plan.short_len),
             sources,
             mel: SparseMel::new(&MelFilterbank::from_config(config)),
             power: Power::from_config(config),
@@ -190,10 +194,33 @@ impl<T: Float + From<f32> + Into<f64> + Send + Sync> LaneEngine<T> {
     /// Lays out the short segment `short` as the table of tile slot `q`.
     #[inline(always)]
     fn table(&self, short: &[f32], q: usize, s: &mut LaneScratch<T>) {
+        let cells = self.sources.len();
+        if let Some(runs) = &self.runs {
+            let table = &mut s.tables[q * cells..(q + 1) * cells];
+            let (hop, rows) = (runs.len(), cells / runs.len());
+            // Every row the same run, one sample on from the last: a transpose of the segment.
+            let (lo, hi, first) = runs[0];
+            let aligned = runs.iter().enumerate().all(|(c, &run)| run == (lo, hi, first + c));
+            if aligned && T::transpose(self.simd, short, (first, hop), table, (lo, rows), hi - lo) {
+                for row in table.chunks_exact_mut(rows) {
+                    row[..lo].fill(T::zero());
+                    row[hi..].fill(T::zero());
+                }
+                return;
+            }
+            for (row, &(lo, hi, first)) in table.chunks_exact_mut(rows).zip(runs) {
+                row[..lo].fill(T::zero());
+                let samples = short[first..].iter().step_by(hop);
+                for (cell, &x) in row[lo..hi].iter_mut().zip(samples) {
+                    *cell = <T as From<f32>>::from(x);
+                }
+                row[hi..].fill(T::zero());
+            }
+            return;
+        }
         for (x, &v) in s.short.iter_mut().zip(short) {
             *x = <T as From<f32>>::from(v);
         }
-        let cells = self.sources.len();
         let table = &mut s.tables[q * cells..(q + 1) * cells];
         for (cell, &src) in table.iter_mut().zip(&self.sources) {
             *cell = s.short[src as usize];

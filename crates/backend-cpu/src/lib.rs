@@ -16,6 +16,7 @@ mod lane_engine;
 mod lanes;
 mod mel;
 mod simd;
+mod table;
 
 use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
 use melkit_core::config::{Config, Scale};

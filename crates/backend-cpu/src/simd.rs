@@ -81,6 +81,47 @@ pub fn transpose(simd: Simd, by_frame: &[f32], by_bin: &mut [f32], n_bins: usize
     }
 }
 
+/// Transposes the `rows × cols` matrix at `src[at + i * stride + j]` into
+/// `dst[to + j * dst_stride + i]`, in 8x8 blocks (`rows` and `cols` multiples of 8); `false`,
+/// with nothing written, without AVX2.
+#[inline(always)]
+pub fn transpose_blocks(
+    simd: Simd,
+    src: &[f32],
+    (at, stride): (usize, usize),
+    dst: &mut [f32],
+    (to, dst_stride): (usize, usize),
+    rows: usize,
+    cols: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if simd == Simd::Avx2Fma && rows % 8 == 0 && cols % 8 == 0 && rows > 0 && cols > 0 {
+        assert!(stride >= cols && dst_stride >= rows);
+        assert!(at + (rows - 1) * stride + cols <= src.len());
+        assert!(to + (cols - 1) * dst_stride + rows <= dst.len());
+        for i in (0..rows).step_by(8) {
+            for j in (0..cols).step_by(8) {
+                // SAFETY: AVX2 is present (`simd` came from `detect`); the block's rows and
+                // columns lie inside both slices (the asserts above bound the last block).
+                #[allow(unsafe_code)]
+                unsafe {
+                    transpose8x8(
+                        src,
+                        at + i * stride + j,
+                        stride,
+                        dst,
+                        to + j * dst_stride + i,
+                        dst_stride,
+                    )
+                };
+            }
+        }
+        return true;
+    }
+    let _ = (simd, src, at, stride, dst, to, dst_stride, rows, cols);
+    false
+}
+
 /// Transposes the 8x8 block at `src[at + i * stride + j]` into `dst[to + j * dst_stride + i]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
@@ -139,6 +180,51 @@ unsafe fn transpose8x8(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_transpose_matches_the_definition_or_declines() {
+        let (rows, cols, stride, dst_stride) = (16, 32, 40, 24);
+        let src: Vec<f32> = (0..3 + rows * stride).map(|i| i as f32).collect();
+        let mut dst = vec![f32::NAN; 5 + cols * dst_stride];
+        let done = transpose_blocks(
+            Simd::detect(),
+            &src,
+            (3, stride),
+            &mut dst,
+            (5, dst_stride),
+            rows,
+            cols,
+        );
+        assert_eq!(done, Simd::detect() == Simd::Avx2Fma);
+        if done {
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(dst[5 + j * dst_stride + i], src[3 + i * stride + j], "{i} {j}");
+                }
+            }
+        }
+        // Not a multiple of 8, or no AVX2: nothing is written.
+        let mut untouched = vec![f32::NAN; 5 + cols * dst_stride];
+        assert!(!transpose_blocks(
+            Simd::detect(),
+            &src,
+            (3, stride),
+            &mut untouched,
+            (5, dst_stride),
+            12,
+            cols
+        ));
+        assert!(!transpose_blocks(
+            Simd::Baseline,
+            &src,
+            (3, stride),
+            &mut untouched,
+            (5, dst_stride),
+            rows,
+            cols
+        ));
+        assert!(untouched.iter().all(|v| v.is_nan()));
+    }
 
     #[test]
     fn transpose_matches_the_definition_on_both_paths() {
