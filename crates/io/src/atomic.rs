@@ -27,16 +27,18 @@ pub fn temp_beside<R>(
     let prefix = format!(".{name}.");
     let mut make =
         || tempfile::Builder::new().prefix(&prefix).suffix(".tmp").make_in(dir, &mut create);
-    // The folder is made only when it is missing: a run writes most outputs into folders that
-    // exist, and asking first cost two system calls per output (mkdir, then stat). A missing
-    // folder is not always reported as `NotFound` (HDF5 says only that it could not create the
-    // file), so any failure looks for the folder.
+    // The folder is made only when creating the file fails: a run writes most outputs into
+    // folders that exist, and making sure first cost two system calls per output (mkdir, then
+    // stat). A missing folder is not always reported as `NotFound` (HDF5 says only that it
+    // could not create the file), and another thread may make the folder between this
+    // thread's failure and any check of it, so every failure makes the folder (a no-op where
+    // it exists) and tries once more; a failure for another reason fails again, as itself.
     let temp = match make() {
-        Err(_) if !dir.is_dir() => {
+        Ok(made) => made,
+        Err(_) => {
             std::fs::create_dir_all(dir)?;
             make()?
         }
-        made => made?,
     };
     let (file, temp) = temp.into_parts();
     Ok((file, temp))
@@ -75,6 +77,21 @@ pub fn commit(temp: TempPath, path: &Path, sync: bool) -> Result<(), WriteError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_writing_into_the_same_missing_folder_all_succeed() {
+        for round in 0..200 {
+            let dir = tempfile::tempdir().unwrap();
+            let folder = dir.path().join(format!("new{round}/nested"));
+            std::thread::scope(|s| {
+                for t in 0..8 {
+                    let path = folder.join(format!("{t}.npy"));
+                    s.spawn(move || write_file(&path, b"melkit").unwrap());
+                }
+            });
+            assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 8);
+        }
+    }
 
     #[test]
     fn a_file_lands_in_an_existing_folder_and_in_missing_nested_ones() {

@@ -1,0 +1,36 @@
+//! The CPU backend's lane path against its pair path on the same batch, alternated: six rounds of
+//! fifteen batches of 32 default-configuration files each, printing the best wall time of each
+//! path and their ratio. The best of many alternated batches is what stays comparable on a
+//! shared machine, where a mean moves with the neighbours' load; threads: `RAYON_NUM_THREADS`.
+//!
+//! ```text
+//! cargo run --release -p melkit-benches --bin cpu_ab
+//! ```
+
+use melkit_backend_cpu::{CpuBackend, CpuFft};
+use melkit_core::{Backend, Config};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::default();
+    let (plan, batch) = melkit_benches::batch(&config, 32);
+    let mut out = vec![0.0; batch.output_len(&plan)];
+    let paths = [CpuFft::Lanes, CpuFft::Pairs];
+    let mut best = [f64::INFINITY; 2];
+    for _ in 0..6 {
+        for (fft, best) in paths.iter().zip(&mut best) {
+            let mut backend = CpuBackend::with_fft(&config, *fft)?;
+            for _ in 0..15 {
+                let started = std::time::Instant::now();
+                backend.compute(&batch, &mut out)?;
+                *best = best.min(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    println!(
+        "best wall ms per batch of 32 files: lanes {:.2}, pairs {:.2}; lanes are {:.2}x pairs",
+        best[0],
+        best[1],
+        best[1] / best[0]
+    );
+    Ok(())
+}
