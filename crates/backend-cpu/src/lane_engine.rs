@@ -107,7 +107,9 @@ impl<T: Cell> LaneEngine<T> {
             offsets,
             runs: runs(&sources, rows, hop, plan.short_len),
             sources,
-            mel: SparseMel::new(&MelFilterbank::from_config(config)),
+            // The transform gives 4 |X|², so each weight takes 1 / 4^(power / 2).
+            mel: SparseMel::new(&MelFilterbank::from_config(config))
+                .scaled(0.25f64.powf(config.power / 2.0)),
             power: Power::from_config(config),
             scale: ElementScale::from_config(config),
             tile_shorts,

@@ -26,6 +26,12 @@ impl SparseMel {
         SparseMel { first_bin, offsets, weights }
     }
 
+    /// The same filters with every weight times `factor`.
+    pub fn scaled(&self, factor: f64) -> Self {
+        let weights = self.weights.iter().map(|&w| (f64::from(w) * factor) as f32).collect();
+        SparseMel { weights, ..self.clone() }
+    }
+
     /// Filter `m`: its first bin and its non-zero weights.
     #[inline(always)]
     pub fn filter(&self, m: usize) -> (usize, &[f32]) {
