@@ -56,22 +56,10 @@ fn avx2_fma<R>(f: impl FnOnce() -> R) -> R {
 #[inline(always)]
 pub fn transpose(simd: Simd, by_frame: &[f32], by_bin: &mut [f32], n_bins: usize, frames: usize) {
     assert!(by_frame.len() >= n_bins * frames && by_bin.len() >= n_bins * frames);
-    let (mut f0, mut k0) = (0, 0);
-    #[cfg(target_arch = "x86_64")]
-    if simd == Simd::Avx2Fma {
-        (f0, k0) = (frames / 8 * 8, n_bins / 8 * 8);
-        for f in (0..f0).step_by(8) {
-            for k in (0..k0).step_by(8) {
-                // SAFETY: AVX2 is present (`simd` came from `detect`), and the block's rows
-                // f..f+8 and columns k..k+8 lie inside both tables (checked by the assert above,
-                // since f + 8 <= frames and k + 8 <= n_bins).
-                #[allow(unsafe_code)]
-                unsafe {
-                    transpose8x8(by_frame, f * n_bins + k, n_bins, by_bin, k * frames + f, frames)
-                };
-            }
-        }
-    }
+    // The whole 8x8 blocks (frames are the source's rows, bins its columns), where AVX2 is.
+    let (f8, k8) = (frames / 8 * 8, n_bins / 8 * 8);
+    let blocks = transpose_blocks(simd, by_frame, (0, n_bins), by_bin, (0, frames), f8, k8);
+    let (f0, k0) = if blocks { (f8, k8) } else { (0, 0) };
     // What the 8x8 blocks did not cover: the last columns of every row, the last rows.
     for f in 0..frames {
         let first_k = if f < f0 { k0 } else { 0 };

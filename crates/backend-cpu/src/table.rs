@@ -1,6 +1,6 @@
 //! The per-segment frame tables of the lane path: what each cell holds, and how a table is laid
 //! out fast (rows of samples `hop` apart between zeros; by 8x8 AVX2 transposes where every row is
-//! such a run, one sample on from the last, in f32).
+//! such a run, one sample on from the last, in f32; an index gather otherwise).
 
 use rustfft::num_traits::Float;
 
@@ -39,24 +39,79 @@ impl Cell for f32 {
 
 impl Cell for f64 {}
 
-/// The rows of a table of `sources` (`hop` rows of `rows` cells, `blank` for a zero) as runs of
-/// samples `hop` apart between zeros, or `None` when a row is not of that form.
-pub fn runs(
-    sources: &[u32],
+/// How a segment's table is laid out, decided once from what each cell holds: `hop` rows of
+/// `rows` cells, cell `c · rows + r` holding the short segment's sample `sources[..]`, or a zero
+/// where that is `blank` (the segment's length).
+pub struct Layout {
+    sources: Vec<u32>,
     rows: usize,
     hop: usize,
-    blank: usize,
-) -> Option<Vec<(usize, usize, usize)>> {
-    sources
-        .chunks_exact(rows)
-        .map(|row| {
-            let lo = row.iter().position(|&j| j as usize != blank).unwrap_or(rows);
-            let hi = lo + row[lo..].iter().take_while(|&&j| j as usize != blank).count();
-            let first = row.get(lo).map_or(0, |&j| j as usize);
-            let stepped =
-                row[lo..hi].iter().enumerate().all(|(i, &j)| j as usize == first + i * hop);
-            let zeros = row[hi..].iter().all(|&j| j as usize == blank);
-            (stepped && zeros).then_some((lo, hi, first))
-        })
-        .collect()
+    /// Every row as zeros, a run of samples `hop` apart, zeros: its first cell with a sample,
+    /// its end, and that first sample (`None` where a row is not of that form).
+    runs: Option<Vec<(usize, usize, usize)>>,
+    /// The run every row shares, one sample on from the row before: the table is then a
+    /// transpose of the segment.
+    block: Option<(usize, usize, usize)>,
+}
+
+impl Layout {
+    /// The layout of a table whose cells hold `sources`.
+    pub fn new(sources: Vec<u32>, rows: usize, hop: usize, blank: usize) -> Self {
+        let runs: Option<Vec<_>> = sources
+            .chunks_exact(rows)
+            .map(|row| {
+                let lo = row.iter().position(|&j| j as usize != blank).unwrap_or(rows);
+                let hi = lo + row[lo..].iter().take_while(|&&j| j as usize != blank).count();
+                let first = row.get(lo).map_or(0, |&j| j as usize);
+                let stepped =
+                    row[lo..hi].iter().enumerate().all(|(i, &j)| j as usize == first + i * hop);
+                let zeros = row[hi..].iter().all(|&j| j as usize == blank);
+                (stepped && zeros).then_some((lo, hi, first))
+            })
+            .collect();
+        let block = runs.as_ref().and_then(|runs| {
+            let (lo, hi, first) = *runs.first()?;
+            let shared = runs.iter().enumerate().all(|(c, &run)| run == (lo, hi, first + c));
+            shared.then_some((lo, hi, first))
+        });
+        Layout { sources, rows, hop, runs, block }
+    }
+
+    /// Cells in a table.
+    pub fn cells(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Lays out the short segment `short` as `table`, by 8x8 transposes where the layout and
+    /// the CPU allow, else row by row, else cell by cell through `padded` (`short` and a zero).
+    #[inline(always)]
+    pub fn lay_out<T: Cell>(&self, simd: Simd, short: &[f32], padded: &mut [T], table: &mut [T]) {
+        let (hop, rows) = (self.hop, self.rows);
+        if let Some((lo, hi, first)) = self.block
+            && T::transpose(simd, short, (first, hop), table, (lo, rows), hi - lo)
+        {
+            for row in table.chunks_exact_mut(rows) {
+                row[..lo].fill(T::zero());
+                row[hi..].fill(T::zero());
+            }
+            return;
+        }
+        if let Some(runs) = &self.runs {
+            for (row, &(lo, hi, first)) in table.chunks_exact_mut(rows).zip(runs) {
+                row[..lo].fill(T::zero());
+                let samples = short[first..].iter().step_by(hop);
+                for (cell, &x) in row[lo..hi].iter_mut().zip(samples) {
+                    *cell = <T as From<f32>>::from(x);
+                }
+                row[hi..].fill(T::zero());
+            }
+            return;
+        }
+        for (x, &v) in padded.iter_mut().zip(short) {
+            *x = <T as From<f32>>::from(v);
+        }
+        for (cell, &src) in table.iter_mut().zip(&self.sources) {
+            *cell = padded[src as usize];
+        }
+    }
 }
