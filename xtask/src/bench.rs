@@ -84,15 +84,14 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
     let mut runs = Vec::new();
     let out = dir.join("out");
+    // `melkit run` on the CPU backend in `format` with `workers`.
+    let cpu_run = |format: &str, workers: usize| {
+        let name = cpu_run_name(format, workers);
+        let args = ["--format", format, "--backend", "cpu", "--workers", &workers.to_string()];
+        run_melkit(&melkit, &name, &native, &out, &args)
+    };
     for (format, workers) in [("npy", cores), ("h5", cores), ("npy", 1)] {
-        let name = format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" });
-        runs.push(run_melkit(
-            &melkit,
-            &name,
-            &native,
-            &out,
-            &["--format", format, "--backend", "cpu", "--workers", &workers.to_string()],
-        )?);
+        runs.push(cpu_run(format, workers)?);
     }
     runs.push(run_melkit(
         &melkit,
@@ -126,14 +125,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let iofloor = root.join("target/release/iofloor");
     let mut floors = Vec::new();
     for format in ["npy", "h5", "stacked-h5"] {
-        let with_compute = if format == "stacked-h5" {
-            let name = format!("cpu {format} {cores} workers");
-            runs.push(run_melkit(&melkit, &name, &native, &out, &["--format", format])?);
-            runs.len() - 1
-        } else {
-            let name = format!("cpu {format} {cores} worker");
-            runs.iter().position(|r| r.name.starts_with(&name)).context("no run to compare")?
-        };
+        // The run at every core in this format (npy and h5 were run above).
+        if format == "stacked-h5" {
+            runs.push(cpu_run(format, cores)?);
+        }
+        let name = cpu_run_name(format, cores);
+        let with_compute = runs.iter().position(|r| r.name == name).context("no run to compare")?;
         floors.push((run_floor(&iofloor, format, &native, &out)?, with_compute));
     }
 
@@ -224,6 +221,11 @@ pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
         let _ = std::fs::read(entry?.path());
     }
     Ok(())
+}
+
+/// The name of a `melkit run` on the CPU backend.
+fn cpu_run_name(format: &str, workers: usize) -> String {
+    format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" })
 }
 
 /// `melkit run` under GNU time: the report and the peak RSS.
