@@ -4,8 +4,10 @@
 //! shared machine, where a mean moves with the neighbours' load; threads: `RAYON_NUM_THREADS`.
 //!
 //! ```text
-//! cargo run --release -p melkit-benches --bin cpu_ab
+//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs]
 //! ```
+//!
+//! With a path named, only that path runs (for a profiler).
 
 use melkit_backend_cpu::{CpuBackend, CpuFft};
 use melkit_core::{Backend, Config};
@@ -14,7 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::default();
     let (plan, batch) = melkit_benches::batch(&config, 32);
     let mut out = vec![0.0; batch.output_len(&plan)];
-    let paths = [CpuFft::Lanes, CpuFft::Pairs];
+    let only = std::env::args().nth(1);
+    let paths: Vec<CpuFft> = match only.as_deref() {
+        None => vec![CpuFft::Lanes, CpuFft::Pairs],
+        Some("lanes") => vec![CpuFft::Lanes],
+        Some("pairs") => vec![CpuFft::Pairs],
+        Some(other) => return Err(format!("unknown path {other:?}: lanes or pairs").into()),
+    };
     let mut best = [f64::INFINITY; 2];
     for _ in 0..6 {
         for (fft, best) in paths.iter().zip(&mut best) {
@@ -25,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 *best = best.min(started.elapsed().as_secs_f64() * 1e3);
             }
         }
+    }
+    if paths.len() == 1 {
+        println!("best wall ms per batch of 32 files: {:?} {:.2}", paths[0], best[0]);
+        return Ok(());
     }
     println!(
         "best wall ms per batch of 32 files: lanes {:.2}, pairs {:.2}; lanes are {:.2}x pairs",

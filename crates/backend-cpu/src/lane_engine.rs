@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Busy, Power};
-use crate::lanes::{Cv, LANES, LaneFft, multiply_add};
+use crate::lanes::{Cv, LANES, LaneFft, each, multiply_add};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
 use crate::table::{Cell, Layout};
@@ -231,7 +231,7 @@ impl<T: Cell> LaneEngine<T> {
         // last frame repeat the first and are not stored).
         for group in (0..shorts * rest).step_by(LANES) {
             let lanes = LANES.min(shorts * rest - group);
-            let frame: [(usize, usize); LANES] = std::array::from_fn(|l| {
+            let frame: [(usize, usize); LANES] = each(|l| {
                 let idx = group + if l < lanes { l } else { 0 };
                 (idx / rest, full + idx % rest)
             });
@@ -256,7 +256,7 @@ impl<T: Cell> LaneEngine<T> {
     fn run(&self, table: &[T], j: usize) -> Cv<T> {
         let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
         let (ra, rb) = (&table[o[0]..o[0] + LANES], &table[o[1]..o[1] + LANES]);
-        Cv { re: std::array::from_fn(|l| ra[l] * w[0]), im: std::array::from_fn(|l| rb[l] * w[1]) }
+        Cv { re: each(|l| ra[l] * w[0]), im: each(|l| rb[l] * w[1]) }
     }
 
     /// Packed value `j` of eight frames anywhere in the tables (`bases`: each frame's cell 0).
@@ -264,8 +264,8 @@ impl<T: Cell> LaneEngine<T> {
     fn gather(&self, tables: &[T], bases: &[usize; LANES], j: usize) -> Cv<T> {
         let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
         Cv {
-            re: std::array::from_fn(|l| tables[bases[l] + o[0]] * w[0]),
-            im: std::array::from_fn(|l| tables[bases[l] + o[1]] * w[1]),
+            re: each(|l| tables[bases[l] + o[0]] * w[0]),
+            im: each(|l| tables[bases[l] + o[1]] * w[1]),
         }
     }
 
@@ -304,7 +304,7 @@ impl<T: Cell> LaneEngine<T> {
         let (first, weights) = self.mel.filter(m);
         let mut acc = [0.0f32; LANES];
         for (&w, p) in weights.iter().zip(&power[first..]) {
-            acc = std::array::from_fn(|l| multiply_add::<f32, FMA>(w, p[l], acc[l]));
+            acc = each(|l| multiply_add::<f32, FMA>(w, p[l], acc[l]));
         }
         acc
     }

@@ -24,7 +24,7 @@ pub struct Cv<T> {
     pub im: [T; LANES],
 }
 
-impl<T: Float> Cv<T> {
+impl<T: Float + Default> Cv<T> {
     /// Zero in every lane.
     pub fn zero() -> Self {
         Cv { re: [T::zero(); LANES], im: [T::zero(); LANES] }
@@ -49,13 +49,13 @@ pub struct LaneFft<T> {
 }
 
 /// `e^{-2πi k / n}` in `T`, computed in f64.
-fn root<T: Float>(k: usize, n: usize) -> (T, T) {
+fn root<T: Float + Default>(k: usize, n: usize) -> (T, T) {
     let angle = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
     let cast = |x: f64| T::from(x).unwrap_or_else(T::zero);
     (cast(angle.cos()), cast(angle.sin()))
 }
 
-impl<T: Float> LaneFft<T> {
+impl<T: Float + Default> LaneFft<T> {
     /// Whether the lane transform covers `n` samples.
     pub fn supports(n: usize) -> bool {
         n.is_power_of_two() && (8..=1 << 16).contains(&n)
@@ -143,11 +143,11 @@ impl<T: Float> LaneFft<T> {
         let (pk, pn, (c, s)) = self.split[k];
         let (zk, zn) = (&data[pk], &data[pn]);
         // 2E = Z_k + conj Z_{m-k};  2O = (Z_k - conj Z_{m-k}) / i;  X_k = E + W^k O.
-        let er: [T; LANES] = std::array::from_fn(|l| zk.re[l] + zn.re[l]);
-        let ei: [T; LANES] = std::array::from_fn(|l| zk.im[l] - zn.im[l]);
-        let or: [T; LANES] = std::array::from_fn(|l| zk.im[l] + zn.im[l]);
-        let oi: [T; LANES] = std::array::from_fn(|l| zn.re[l] - zk.re[l]);
-        std::array::from_fn(|l| {
+        let er: [T; LANES] = each(|l| zk.re[l] + zn.re[l]);
+        let ei: [T; LANES] = each(|l| zk.im[l] - zn.im[l]);
+        let or: [T; LANES] = each(|l| zk.im[l] + zn.im[l]);
+        let oi: [T; LANES] = each(|l| zn.re[l] - zk.re[l]);
+        each(|l| {
             let xr = multiply_add::<T, FMA>(c, or[l], er[l]) - s * oi[l];
             let xi = multiply_add::<T, FMA>(c, oi[l], ei[l]) + s * or[l];
             multiply_add::<T, FMA>(xr, xr, xi * xi)
@@ -155,9 +155,20 @@ impl<T: Float> LaneFft<T> {
     }
 }
 
+/// `[f(0), f(1), …]` in a plain loop, which LLVM unrolls and vectorises inside the SIMD
+/// dispatch (`std::array::from_fn` measured out of line, and so scalar, at 16 lanes).
+#[inline(always)]
+pub fn each<T: Copy + Default, const L: usize>(f: impl Fn(usize) -> T) -> [T; L] {
+    let mut out = [T::default(); L];
+    for (l, o) in out.iter_mut().enumerate() {
+        *o = f(l);
+    }
+    out
+}
+
 /// `a · b + c`, fused when `FMA`.
 #[inline(always)]
-pub fn multiply_add<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
+pub fn multiply_add<T: Float + Default, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
@@ -174,50 +185,38 @@ fn frequency(p: usize, len: usize, radices: &[usize]) -> usize {
 
 /// `a + b` in every lane.
 #[inline(always)]
-fn add<T: Float>(a: &Cv<T>, b: &Cv<T>) -> Cv<T> {
-    Cv {
-        re: std::array::from_fn(|l| a.re[l] + b.re[l]),
-        im: std::array::from_fn(|l| a.im[l] + b.im[l]),
-    }
+fn add<T: Float + Default>(a: &Cv<T>, b: &Cv<T>) -> Cv<T> {
+    Cv { re: each(|l| a.re[l] + b.re[l]), im: each(|l| a.im[l] + b.im[l]) }
 }
 
 /// `a - b` in every lane.
 #[inline(always)]
-fn sub<T: Float>(a: &Cv<T>, b: &Cv<T>) -> Cv<T> {
-    Cv {
-        re: std::array::from_fn(|l| a.re[l] - b.re[l]),
-        im: std::array::from_fn(|l| a.im[l] - b.im[l]),
-    }
+fn sub<T: Float + Default>(a: &Cv<T>, b: &Cv<T>) -> Cv<T> {
+    Cv { re: each(|l| a.re[l] - b.re[l]), im: each(|l| a.im[l] - b.im[l]) }
 }
 
 /// `a - i b` (`sign` false) or `a + i b` (`sign` true) in every lane.
 #[inline(always)]
-fn add_i<T: Float>(a: &Cv<T>, b: &Cv<T>, sign: bool) -> Cv<T> {
+fn add_i<T: Float + Default>(a: &Cv<T>, b: &Cv<T>, sign: bool) -> Cv<T> {
     if sign {
-        Cv {
-            re: std::array::from_fn(|l| a.re[l] - b.im[l]),
-            im: std::array::from_fn(|l| a.im[l] + b.re[l]),
-        }
+        Cv { re: each(|l| a.re[l] - b.im[l]), im: each(|l| a.im[l] + b.re[l]) }
     } else {
-        Cv {
-            re: std::array::from_fn(|l| a.re[l] + b.im[l]),
-            im: std::array::from_fn(|l| a.im[l] - b.re[l]),
-        }
+        Cv { re: each(|l| a.re[l] + b.im[l]), im: each(|l| a.im[l] - b.re[l]) }
     }
 }
 
 /// `x · (wr + i wi)` in every lane.
 #[inline(always)]
-fn twiddle<T: Float, const FMA: bool>(x: &Cv<T>, (wr, wi): (T, T)) -> Cv<T> {
+fn twiddle<T: Float + Default, const FMA: bool>(x: &Cv<T>, (wr, wi): (T, T)) -> Cv<T> {
     Cv {
-        re: std::array::from_fn(|l| multiply_add::<T, FMA>(x.re[l], wr, -(x.im[l] * wi))),
-        im: std::array::from_fn(|l| multiply_add::<T, FMA>(x.re[l], wi, x.im[l] * wr)),
+        re: each(|l| multiply_add::<T, FMA>(x.re[l], wr, -(x.im[l] * wi))),
+        im: each(|l| multiply_add::<T, FMA>(x.re[l], wi, x.im[l] * wr)),
     }
 }
 
 /// The radix-4 decimation-in-frequency butterfly, then the twiddles of outputs 1, 2 and 3.
 #[inline(always)]
-fn butterfly4<T: Float, const FMA: bool>(
+fn butterfly4<T: Float + Default, const FMA: bool>(
     a: &Cv<T>,
     b: &Cv<T>,
     c: &Cv<T>,
