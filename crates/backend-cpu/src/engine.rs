@@ -139,7 +139,8 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
             power,
             scale: ElementScale::from_config(config),
             tile_shorts: (TILE_FRAMES / plan.n_frames).clamp(1, plan.n_short),
-            simd: Simd::detect(),
+            // The pair path as it was measured: its loops are tuned for AVX2 at most.
+            simd: Simd::detect().min(Simd::Avx2Fma),
             fft,
         }
     }

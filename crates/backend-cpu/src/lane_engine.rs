@@ -1,13 +1,13 @@
-//! The lane-batched computation of long segments: eight frames per FFT, one per SIMD lane,
-//! window, transform, power and mel projection fused per group of eight frames.
+//! The lane-batched computation of long segments: `L` frames per FFT (8, or 16 with AVX-512),
+//! one per SIMD lane, window, transform, power and mel projection fused per group of frames.
 //!
 //! Frames of a short segment start `hop` samples apart, so the padded segment is laid out once
-//! as a table `[c][r] = padded[r · hop + c]` (`c < hop`): sample `i` of eight consecutive frames
-//! `t..t+8` is then the eight neighbours `table[i % hop][t + i / hop ..]`, one vector load. The
-//! frames of a segment go through the transform eight at a time; what is left of each segment
-//! (its last `n_frames % 8`) is gathered lane by lane from several segments' tables. Each bin's
-//! power is one vector of eight frames, kept in a small L1 buffer, and each mel value is a sum of
-//! weights times those vectors, stored as eight consecutive frames of the output. Work is split
+//! as a table `[c][r] = padded[r · hop + c]` (`c < hop`): sample `i` of `L` consecutive frames
+//! `t..t+L` is then the `L` neighbours `table[i % hop][t + i / hop ..]`, one vector load. The
+//! frames of a segment go through the transform `L` at a time; what is left of each segment
+//! (its last `n_frames % L`) is gathered lane by lane from several segments' tables. Each bin's
+//! power is one vector of `L` frames, kept in a small L1 buffer, and each mel value is a sum of
+//! weights times those vectors, stored as `L` consecutive frames of the output. Work is split
 //! across threads by groups of whole long segments, so the leftovers of short long segments fill
 //! their lanes too.
 
@@ -19,13 +19,15 @@ use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
 use rayon::prelude::*;
+use rustfft::num_traits::{NumCast, Zero};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Busy, Power};
-use crate::lanes::{Cv, LANES, LaneFft, each, multiply_add};
+use crate::lanes::{Cv, LaneFft};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
-use crate::table::{Cell, Layout};
+use crate::table::Layout;
+use crate::vector::{MAX_LANES, Vector};
 
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).
 const TILE_SHORTS: usize = 8;
@@ -33,10 +35,10 @@ const TILE_SHORTS: usize = 8;
 /// The steps' names, as the backend reports them.
 pub const LANE_STEPS: [&str; 2] = ["window+fft+power+mel", "scale"];
 
-/// Everything prepared once for a configuration, with the transform in `T`.
-pub struct LaneEngine<T> {
-    fft: LaneFft<T>,
-    window: Vec<T>,
+/// Everything prepared once for a configuration, with the transform on vectors `V`.
+pub struct LaneEngine<V: Vector> {
+    fft: LaneFft<V>,
+    window: Vec<V::T>,
     /// Where sample `i` of frame 0 sits in a segment's table (`(i % hop) · rows + i / hop`).
     offsets: Vec<usize>,
     /// What each cell of a segment's table holds, and how the table is laid out.
@@ -52,23 +54,24 @@ pub struct LaneEngine<T> {
 }
 
 /// Per-thread buffers.
-pub struct LaneScratch<T> {
+pub struct LaneScratch<V: Vector> {
     /// One short segment and a trailing zero.
-    short: Vec<T>,
+    short: Vec<V::T>,
     /// The tables of a tile's segments.
-    tables: Vec<T>,
-    data: Vec<Cv<T>>,
-    /// `[bin][lane]`: the power of one group.
-    power: Vec<[f32; LANES]>,
+    tables: Vec<V::T>,
+    data: Vec<Cv<V>>,
+    /// `[bin]`: the power of one group.
+    power: Vec<V::P>,
 }
 
-impl<T: Cell> LaneEngine<T> {
+impl<V: Vector> LaneEngine<V> {
     /// The lane engine for a configuration, or `None` where it does not apply: an `n_fft` that is
     /// not a power of two from 8 to 65536, or a padding whose samples depend on the frame and
-    /// not only on the position (librosa's separate head and tail reflection).
-    pub fn new(config: &Config, plan: &SegmentPlan) -> Option<Self> {
+    /// not only on the position (librosa's separate head and tail reflection). `simd` is the
+    /// instruction set the hot loops run under; it must be one `V` computes under.
+    pub fn new(config: &Config, plan: &SegmentPlan, simd: Simd) -> Option<Self> {
         let (n, hop, frames) = (plan.n_fft, plan.hop_length, plan.n_frames);
-        if !LaneFft::<T>::supports(n) || u32::try_from(plan.short_len).is_err() {
+        if !LaneFft::<V>::supports(n) || u32::try_from(plan.short_len).is_err() {
             return None;
         }
         let rows = frames + (n - 1) / hop;
@@ -91,12 +94,12 @@ impl<T: Cell> LaneEngine<T> {
         if !consistent {
             return None;
         }
-        let window: Vec<T> = window(config.window, config.window_length(), n)
+        let window: Vec<V::T> = window(config.window, config.window_length(), n)
             .into_iter()
-            .map(|w| <T as rustfft::num_traits::NumCast>::from(w).unwrap_or_else(T::zero))
+            .map(|w| <V::T as NumCast>::from(w).unwrap_or_else(V::T::zero))
             .collect();
-        let left = frames % LANES;
-        let unit = if left == 0 { 1 } else { LANES / gcd(left, LANES) };
+        let left = frames % V::L;
+        let unit = if left == 0 { 1 } else { V::L / gcd(left, V::L) };
         let tile_shorts = (TILE_SHORTS / unit * unit).max(unit);
         Some(LaneEngine {
             fft: LaneFft::new(n),
@@ -110,17 +113,17 @@ impl<T: Cell> LaneEngine<T> {
             scale: ElementScale::from_config(config),
             tile_shorts,
             task_longs: tile_shorts.div_ceil(plan.n_short),
-            simd: Simd::detect(),
+            simd,
         })
     }
 
     /// Buffers for one thread.
-    pub fn scratch(&self, plan: &SegmentPlan) -> LaneScratch<T> {
+    pub fn scratch(&self, plan: &SegmentPlan) -> LaneScratch<V> {
         LaneScratch {
-            short: vec![T::zero(); plan.short_len + 1],
-            tables: vec![T::zero(); self.tile_shorts * self.layout.cells()],
+            short: vec![V::T::zero(); plan.short_len + 1],
+            tables: vec![V::T::zero(); self.tile_shorts * self.layout.cells()],
             data: vec![Cv::zero(); self.fft.points()],
-            power: vec![[0.0; LANES]; plan.n_bins],
+            power: vec![V::P::splat(0.0); plan.n_bins],
         }
     }
 
@@ -139,7 +142,7 @@ impl<T: Cell> LaneEngine<T> {
                 || self.scratch(plan),
                 |scratch, (dest, starts)| {
                     busy.add(match self.simd {
-                        Simd::Avx2Fma => self.simd.run(
+                        Simd::Avx2Fma | Simd::Avx512 => self.simd.run(
                             #[inline(always)]
                             || self.task::<true>(plan, samples, starts, dest, scratch),
                         ),
@@ -162,7 +165,7 @@ impl<T: Cell> LaneEngine<T> {
         samples: &[f32],
         starts: &[usize],
         dest: &mut [f32],
-        s: &mut LaneScratch<T>,
+        s: &mut LaneScratch<V>,
     ) -> [Duration; 2] {
         let total = starts.len() * plan.n_short;
         let per_short = plan.short_output_len();
@@ -191,7 +194,7 @@ impl<T: Cell> LaneEngine<T> {
 
     /// Lays out the short segment `short` as the table of tile slot `q`.
     #[inline(always)]
-    fn table(&self, short: &[f32], q: usize, s: &mut LaneScratch<T>) {
+    fn table(&self, short: &[f32], q: usize, s: &mut LaneScratch<V>) {
         let cells = self.layout.cells();
         let table = &mut s.tables[q * cells..(q + 1) * cells];
         self.layout.lay_out(self.simd, short, &mut s.short, table);
@@ -205,15 +208,15 @@ impl<T: Cell> LaneEngine<T> {
         plan: &SegmentPlan,
         shorts: usize,
         out: &mut [f32],
-        s: &mut LaneScratch<T>,
+        s: &mut LaneScratch<V>,
     ) {
         let per = plan.n_frames;
         let cells = self.layout.cells();
-        let (full, rest) = (per / LANES * LANES, per % LANES);
+        let (full, rest) = (per / V::L * V::L, per % V::L);
         let LaneScratch { tables, data, power, .. } = s;
         for q in 0..shorts {
             let table = &tables[q * cells..(q + 1) * cells];
-            for t0 in (0..full).step_by(LANES) {
+            for t0 in (0..full).step_by(V::L) {
                 let table = &table[t0..];
                 self.spectrum::<FMA>(
                     data,
@@ -223,15 +226,15 @@ impl<T: Cell> LaneEngine<T> {
                 );
                 for m in 0..self.mel.n_mels() {
                     let at = (q * self.mel.n_mels() + m) * per + t0;
-                    out[at..at + LANES].copy_from_slice(&self.mel_lanes::<FMA>(power, m));
+                    self.mel_lanes::<FMA>(power, m).store(&mut out[at..]);
                 }
             }
         }
         // Each segment's last frames, gathered lane by lane across segments (lanes past the
         // last frame repeat the first and are not stored).
-        for group in (0..shorts * rest).step_by(LANES) {
-            let lanes = LANES.min(shorts * rest - group);
-            let frame: [(usize, usize); LANES] = each(|l| {
+        for group in (0..shorts * rest).step_by(V::L) {
+            let lanes = V::L.min(shorts * rest - group);
+            let frame: [(usize, usize); MAX_LANES] = std::array::from_fn(|l| {
                 let idx = group + if l < lanes { l } else { 0 };
                 (idx / rest, full + idx % rest)
             });
@@ -242,8 +245,9 @@ impl<T: Cell> LaneEngine<T> {
                 #[inline(always)]
                 |j| self.gather(tables, &bases, j),
             );
+            let mut mel = [0.0; MAX_LANES];
             for m in 0..self.mel.n_mels() {
-                let mel = self.mel_lanes::<FMA>(power, m);
+                self.mel_lanes::<FMA>(power, m).store(&mut mel);
                 for (&v, &(q, t)) in mel.iter().zip(&frame).take(lanes) {
                     out[(q * self.mel.n_mels() + m) * per + t] = v;
                 }
@@ -251,21 +255,23 @@ impl<T: Cell> LaneEngine<T> {
         }
     }
 
-    /// Packed value `j` of eight consecutive frames from a table (from their first frame on).
+    /// Packed value `j` of `L` consecutive frames from a table (from their first frame on).
     #[inline(always)]
-    fn run(&self, table: &[T], j: usize) -> Cv<T> {
-        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
-        let (ra, rb) = (&table[o[0]..o[0] + LANES], &table[o[1]..o[1] + LANES]);
-        Cv { re: each(|l| ra[l] * w[0]), im: each(|l| rb[l] * w[1]) }
-    }
-
-    /// Packed value `j` of eight frames anywhere in the tables (`bases`: each frame's cell 0).
-    #[inline(always)]
-    fn gather(&self, tables: &[T], bases: &[usize; LANES], j: usize) -> Cv<T> {
+    fn run(&self, table: &[V::T], j: usize) -> Cv<V> {
         let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
         Cv {
-            re: each(|l| tables[bases[l] + o[0]] * w[0]),
-            im: each(|l| tables[bases[l] + o[1]] * w[1]),
+            re: V::load(&table[o[0]..]).mul(V::splat(w[0])),
+            im: V::load(&table[o[1]..]).mul(V::splat(w[1])),
+        }
+    }
+
+    /// Packed value `j` of `L` frames anywhere in the tables (`bases`: each frame's cell 0).
+    #[inline(always)]
+    fn gather(&self, tables: &[V::T], bases: &[usize; MAX_LANES], j: usize) -> Cv<V> {
+        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
+        Cv {
+            re: V::from_fn(|l| tables[bases[l] + o[0]]).mul(V::splat(w[0])),
+            im: V::from_fn(|l| tables[bases[l] + o[1]]).mul(V::splat(w[1])),
         }
     }
 
@@ -273,9 +279,9 @@ impl<T: Cell> LaneEngine<T> {
     #[inline(always)]
     fn spectrum<const FMA: bool>(
         &self,
-        data: &mut [Cv<T>],
-        power: &mut [[f32; LANES]],
-        load: impl Fn(usize) -> Cv<T>,
+        data: &mut [Cv<V>],
+        power: &mut [V::P],
+        load: impl Fn(usize) -> Cv<V>,
     ) {
         self.fft.transform::<FMA>(data, load);
         let exponent = self.power;
@@ -283,28 +289,24 @@ impl<T: Cell> LaneEngine<T> {
         // kernel measured 0.70x the pair path instead of 1.1-1.3x.
         for (k, row) in power.iter_mut().enumerate() {
             let p = self.fft.power::<FMA>(data, k);
-            match exponent {
-                Power::Square => {
-                    for (o, &p) in row.iter_mut().zip(&p) {
-                        *o = p.into() as f32;
-                    }
-                }
+            *row = match exponent {
+                Power::Square => p.to_p(),
                 _ => {
-                    for (o, &p) in row.iter_mut().zip(&p) {
-                        *o = exponent.apply(p);
-                    }
+                    let mut lanes = [V::T::zero(); MAX_LANES];
+                    p.store(&mut lanes);
+                    V::P::from_fn(|l| exponent.apply(lanes[l]))
                 }
-            }
+            };
         }
     }
 
     /// Mel filter `m` of the group's power, one value per lane.
     #[inline(always)]
-    fn mel_lanes<const FMA: bool>(&self, power: &[[f32; LANES]], m: usize) -> [f32; LANES] {
+    fn mel_lanes<const FMA: bool>(&self, power: &[V::P], m: usize) -> V::P {
         let (first, weights) = self.mel.filter(m);
-        let mut acc = [0.0f32; LANES];
-        for (&w, p) in weights.iter().zip(&power[first..]) {
-            acc = each(|l| multiply_add::<f32, FMA>(w, p[l], acc[l]));
+        let mut acc = V::P::splat(0.0);
+        for (&w, &p) in weights.iter().zip(&power[first..]) {
+            acc = V::P::splat(w).mul_add::<FMA>(p, acc);
         }
         acc
     }

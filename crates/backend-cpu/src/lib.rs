@@ -6,9 +6,10 @@
 //! peak matter, and f32 rounding of the transform (about 1e-7 of the peak magnitude) would
 //! otherwise decide the bins near the `amin` floor.
 //!
-//! Two FFT paths: the lane engine (eight frames per transform, one per SIMD lane, for every
-//! power-of-two `n_fft`) and the pair engine (realfft-style: two frames per complex rustfft
-//! transform, for any `n_fft`). [`CpuBackend::new`] picks the lane engine where it applies.
+//! Two FFT paths: the lane engine (eight frames per transform, one per SIMD lane, or sixteen in
+//! f32 with AVX-512, for every power-of-two `n_fft`) and the pair engine (realfft-style: two
+//! frames per complex rustfft transform, for any `n_fft`). [`CpuBackend::new`] picks the lane
+//! engine where it applies, and the widest instructions the CPU has ([`Simd`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod engine;
@@ -17,6 +18,7 @@ mod lanes;
 mod mel;
 mod simd;
 mod table;
+mod vector;
 
 use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
 use melkit_core::config::{Config, Scale};
@@ -25,13 +27,17 @@ use melkit_core::plan::SegmentPlan;
 
 use crate::engine::Engine;
 use crate::lane_engine::LaneEngine;
+pub use crate::simd::Simd;
 
 /// The transform in the precision the configuration needs, on one of the two paths.
 enum Precision {
     Single(Engine<f32>),
     Double(Engine<f64>),
-    LanesSingle(LaneEngine<f32>),
-    LanesDouble(LaneEngine<f64>),
+    LanesSingle(LaneEngine<[f32; 8]>),
+    /// Sixteen f32 lanes in AVX-512 registers.
+    #[cfg(target_arch = "x86_64")]
+    LanesWide(LaneEngine<vector::F32x16>),
+    LanesDouble(LaneEngine<[f64; 8]>),
 }
 
 /// Which FFT path the CPU backend takes.
@@ -65,13 +71,33 @@ impl CpuBackend {
     /// # Errors
     /// The configuration's first invalid key.
     pub fn with_fft(config: &Config, fft: CpuFft) -> Result<Self, BackendError> {
+        Self::with_simd(config, fft, Simd::detect())
+    }
+
+    /// The CPU backend on a chosen FFT path, its lane path limited to the instruction set
+    /// `simd` (or what the CPU has, where that is less): for tests and comparisons.
+    ///
+    /// # Errors
+    /// The configuration's first invalid key.
+    pub fn with_simd(config: &Config, fft: CpuFft, simd: Simd) -> Result<Self, BackendError> {
         let plan = SegmentPlan::new(config)?;
         let double = config.scale == Scale::Db;
-        let lanes = fft == CpuFft::Lanes;
-        let engine = match (double, lanes) {
-            (false, true) => LaneEngine::new(config, &plan).map(Precision::LanesSingle),
-            (true, true) => LaneEngine::new(config, &plan).map(Precision::LanesDouble),
-            _ => None,
+        let simd = simd.min(Simd::detect());
+        // Eight-lane arrays are vectorised by LLVM for AVX2 at most (under AVX-512 it merged
+        // their halves into shuffles and gathers); sixteen f32 lanes are AVX-512 intrinsics.
+        let narrow = simd.min(Simd::Avx2Fma);
+        let engine = match (fft, double, simd) {
+            (CpuFft::Pairs, ..) => None,
+            (CpuFft::Lanes, true, _) => {
+                LaneEngine::new(config, &plan, narrow).map(Precision::LanesDouble)
+            }
+            #[cfg(target_arch = "x86_64")]
+            (CpuFft::Lanes, false, Simd::Avx512) => {
+                LaneEngine::new(config, &plan, simd).map(Precision::LanesWide)
+            }
+            (CpuFft::Lanes, false, _) => {
+                LaneEngine::new(config, &plan, narrow).map(Precision::LanesSingle)
+            }
         };
         let engine = engine.unwrap_or_else(|| match double {
             true => Precision::Double(Engine::new(config, &plan)),
@@ -88,8 +114,18 @@ impl CpuBackend {
     /// The FFT path this backend takes.
     pub fn fft(&self) -> CpuFft {
         match self.engine {
-            Precision::LanesSingle(_) | Precision::LanesDouble(_) => CpuFft::Lanes,
-            _ => CpuFft::Pairs,
+            Precision::Single(_) | Precision::Double(_) => CpuFft::Pairs,
+            _ => CpuFft::Lanes,
+        }
+    }
+
+    /// Frames per transform on the lane path (8, or 16 with AVX-512 in f32); 2 on the pair path.
+    pub fn lanes(&self) -> usize {
+        match self.engine {
+            Precision::Single(_) | Precision::Double(_) => 2,
+            #[cfg(target_arch = "x86_64")]
+            Precision::LanesWide(_) => 16,
+            Precision::LanesSingle(_) | Precision::LanesDouble(_) => 8,
         }
     }
 }
@@ -114,6 +150,8 @@ impl Backend for CpuBackend {
             Precision::Single(e) => e.compute(&self.plan, batch, out),
             Precision::Double(e) => e.compute(&self.plan, batch, out),
             Precision::LanesSingle(e) => e.compute(&self.plan, batch, out),
+            #[cfg(target_arch = "x86_64")]
+            Precision::LanesWide(e) => e.compute(&self.plan, batch, out),
             Precision::LanesDouble(e) => e.compute(&self.plan, batch, out),
         }
     }

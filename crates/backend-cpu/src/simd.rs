@@ -1,27 +1,41 @@
 //! Run-time choice of the widest vector instructions the CPU offers: the hot loops are written
-//! once, inlined into a function compiled for AVX2 + FMA and into a baseline one, and the
-//! right one is picked when the backend is built (no `target-cpu=native` needed).
+//! once, inlined into functions compiled for AVX-512, for AVX2 + FMA and for the baseline, and
+//! the right one is picked when the backend is built (no `target-cpu=native` needed).
 
-/// The instruction set the hot loops are compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The instruction set the hot loops are compiled for, from the narrowest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Simd {
     /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
     Baseline,
     /// AVX2 and FMA (x86-64).
     Avx2Fma,
+    /// AVX-512 F and VL, with AVX2 and FMA (x86-64).
+    Avx512,
 }
 
 impl Simd {
-    /// The best this CPU supports; `MELKIT_SIMD=baseline` forces the baseline (for tests and
-    /// comparisons).
+    /// The best this CPU supports, capped by `MELKIT_SIMD` (`baseline` or `avx2`) where set
+    /// (for tests and comparisons).
     pub fn detect() -> Self {
-        if std::env::var("MELKIT_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("baseline")) {
-            return Simd::Baseline;
-        }
+        let cap = match std::env::var("MELKIT_SIMD") {
+            Ok(v) if v.eq_ignore_ascii_case("baseline") => Simd::Baseline,
+            Ok(v) if v.eq_ignore_ascii_case("avx2") => Simd::Avx2Fma,
+            _ => Simd::Avx512,
+        };
+        Self::cpu().min(cap)
+    }
+
+    /// The best this CPU supports.
+    fn cpu() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return Simd::Avx2Fma;
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                if has!("avx512f") && has!("avx512vl") {
+                    return Simd::Avx512;
+                }
+                return Simd::Avx2Fma;
+            }
         }
         Simd::Baseline
     }
@@ -41,6 +55,15 @@ impl Simd {
                     avx2_fma(f)
                 }
             }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => {
+                // SAFETY: `Avx512` is only chosen by `detect` when the CPU has AVX-512 F and VL,
+                // AVX2 and FMA.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512(f)
+                }
+            }
             _ => f(),
         }
     }
@@ -49,6 +72,12 @@ impl Simd {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+fn avx512<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -83,7 +112,12 @@ pub fn transpose_blocks(
     cols: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if simd == Simd::Avx2Fma && rows % 8 == 0 && cols % 8 == 0 && rows > 0 && cols > 0 {
+    if simd >= Simd::Avx2Fma
+        && rows.is_multiple_of(8)
+        && cols.is_multiple_of(8)
+        && rows > 0
+        && cols > 0
+    {
         assert!(stride >= cols && dst_stride >= rows);
         assert!(at + (rows - 1) * stride + cols <= src.len());
         assert!(to + (cols - 1) * dst_stride + rows <= dst.len());
@@ -183,7 +217,7 @@ mod tests {
             rows,
             cols,
         );
-        assert_eq!(done, Simd::detect() == Simd::Avx2Fma);
+        assert_eq!(done, Simd::detect() >= Simd::Avx2Fma);
         if done {
             for i in 0..rows {
                 for j in 0..cols {

@@ -1,7 +1,8 @@
 //! The lane path against the reference backend on seeded signals, over every power-of-two
-//! `n_fft` from 16 to 4096 and every frame count modulo the lane width (8), in power and in dB.
+//! `n_fft` from 16 to 4096 and every frame count modulo the lane width (8, and 16 where the CPU
+//! has AVX-512), in power and in dB, under every instruction set the CPU has.
 
-use melkit_backend_cpu::{CpuBackend, CpuFft};
+use melkit_backend_cpu::{CpuBackend, CpuFft, Simd};
 use melkit_core::compare::{Precision, Tolerance, ToleranceClass, compare};
 use melkit_core::config::Scale;
 use melkit_core::{Backend, Config, ReferenceBackend, SignalBatch};
@@ -36,24 +37,60 @@ fn config(n_fft: usize, frames: usize, scale: Scale) -> Config {
     config
 }
 
+/// The instruction sets this CPU has, from the best down.
+fn levels() -> Vec<Simd> {
+    let best = Simd::detect();
+    [Simd::Avx512, Simd::Avx2Fma, Simd::Baseline].into_iter().filter(|&s| s <= best).collect()
+}
+
+/// Every case: `(frames, scale, the instruction sets to run it under)`. Power: every residue of
+/// the frame count mod 8 (8..16) under every instruction set, and mod 16 (8..24) under AVX-512's
+/// sixteen lanes; dB (eight f64 lanes whatever the CPU, so not under AVX-512 again): a third of
+/// the residues mod 8.
+fn cases(levels: &[Simd]) -> Vec<(usize, Scale, Vec<Simd>)> {
+    let wide = levels.contains(&Simd::Avx512);
+    let narrow: Vec<Simd> = levels.iter().copied().filter(|&s| s < Simd::Avx512).collect();
+    let mut cases: Vec<_> = (8..16).map(|f| (f, Scale::Power, levels.to_vec())).collect();
+    cases.extend((8..16).filter(|f| f % 3 == 0).map(|f| (f, Scale::Db, narrow.clone())));
+    if wide {
+        cases.extend((16..24).map(|f| (f, Scale::Power, vec![Simd::Avx512])));
+    }
+    cases
+}
+
 #[test]
 fn every_power_of_two_and_every_frame_count_modulo_the_lanes_matches_the_reference() {
     let tolerance = Tolerance { class: ToleranceClass::Exact, precision: Precision::Cpu };
-    for log in 4..=12 {
-        let n_fft = 1 << log;
-        for frames in 8..16 {
-            let scale = if frames % 3 == 0 { Scale::Db } else { Scale::Power };
-            let config = config(n_fft, frames, scale);
-            let mut lanes = CpuBackend::new(&config).unwrap();
+    let levels = levels();
+    eprintln!("instruction sets tested: {levels:?}");
+    // One thread a size: the reference's naive DFT is the cost.
+    std::thread::scope(|scope| {
+        for log in 4..=12 {
+            let levels = &levels;
+            scope.spawn(move || size(1 << log, levels, tolerance));
+        }
+    });
+}
+
+/// Every case at one `n_fft`.
+fn size(n_fft: usize, levels: &[Simd], tolerance: Tolerance) {
+    for (frames, scale, simds) in cases(levels) {
+        let config = config(n_fft, frames, scale);
+        let mut reference = ReferenceBackend::new(&config).unwrap();
+        // One long segment of three short ones (the leftover frames of each short segment
+        // are gathered across them).
+        let long = (config.long_segment_scale * f64::from(config.sample_rate)).round() as usize;
+        let signal = &melkit_core::testing::signals(config.sample_rate, &[long])[0];
+        let want = run(&mut reference, signal);
+        for simd in simds {
+            let mut lanes = CpuBackend::with_simd(&config, CpuFft::Lanes, simd).unwrap();
             assert_eq!(lanes.fft(), CpuFft::Lanes);
-            let mut reference = ReferenceBackend::new(&config).unwrap();
-            let long = (config.long_segment_scale * f64::from(config.sample_rate)).round() as usize;
-            let signal = &melkit_core::testing::signals(config.sample_rate, &[long + 123])[0];
-            let (got, want) = (run(&mut lanes, signal), run(&mut reference, signal));
-            let report = compare(&got, &want);
+            let wide = simd == Simd::Avx512 && scale == Scale::Power;
+            assert_eq!(lanes.lanes(), if wide { 16 } else { 8 }, "{simd:?} {scale:?}");
+            let report = compare(&run(&mut lanes, signal), &want);
             assert!(
                 tolerance.passes(&report),
-                "n_fft {n_fft}, {frames} frames, {scale:?}: {report}"
+                "n_fft {n_fft}, {frames} frames, {scale:?}, {simd:?}: {report}"
             );
         }
     }

@@ -190,10 +190,10 @@ fn try_run(args: &RunArgs) -> Result<u8, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let shard = melkit::shard::detect(args.shard.as_deref(), args.shards, &env)
         .map_err(|e| usage(anyhow::anyhow!(e)))?;
-    if let Some((shard, source)) = &shard {
-        if !args.quiet {
-            eprintln!("shard {shard} (from {source})");
-        }
+    if let Some((shard, source)) = &shard
+        && !args.quiet
+    {
+        eprintln!("shard {shard} (from {source})");
     }
     let options = OutputOptions {
         format: args.format.files(),

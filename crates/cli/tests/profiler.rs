@@ -246,7 +246,7 @@ fn show_refuses_an_npy_whose_header_claims_more_than_the_file_holds() {
     let mut header =
         "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000, 1000, 10880), }"
             .to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -53,10 +53,10 @@ fn read_edit(file: &mut &File) -> Option<Edit> {
         let (kind, body, len) = atom(file, at, moov + moov_len)?;
         if &kind == b"mvhd" {
             movie_scale = Some(timescale(file, body)?);
-        } else if &kind == PATH[1] {
-            if let Some(edit) = track_edit(file, body, len, movie_scale?) {
-                return Some(edit);
-            }
+        } else if &kind == PATH[1]
+            && let Some(edit) = track_edit(file, body, len, movie_scale?)
+        {
+            return Some(edit);
         }
         at = body + len;
     }

@@ -90,11 +90,11 @@ impl Manifest {
         });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        if let Err(e) = self.file.write_all(&bytes) {
-            if !self.warned {
-                tracing::warn!("cannot append to the manifest {MANIFEST}: {e}");
-                self.warned = true;
-            }
+        if let Err(e) = self.file.write_all(&bytes)
+            && !self.warned
+        {
+            tracing::warn!("cannot append to the manifest {MANIFEST}: {e}");
+            self.warned = true;
         }
     }
 }

@@ -100,7 +100,7 @@ pub(crate) fn signal(
 
 fn raw(body: &[u8], channels: usize) -> Result<Vec<f32>, BodyError> {
     let frame = 4 * channels;
-    if body.is_empty() || body.len() % frame != 0 {
+    if body.is_empty() || !body.len().is_multiple_of(frame) {
         return Err(BodyError::Undecodable(format!(
             "{} bytes are not whole frames of {channels} f32 channels",
             body.len()

@@ -258,10 +258,10 @@ impl Executor {
                 }
                 _ => (result, Arm::Stable),
             };
-            if let (Some(verifier), Ok(served)) = (&self.verifier, &result) {
-                if verifier.sample() {
-                    verifier.submit(job.signal, served.clone());
-                }
+            if let (Some(verifier), Ok(served)) = (&self.verifier, &result)
+                && verifier.sample()
+            {
+                verifier.submit(job.signal, served.clone());
             }
             let _ = job.reply.send(Reply { result, arm, queue, compute });
         }

@@ -119,25 +119,25 @@ impl Config {
             );
         }
         let fmax = self.fmax_hz();
-        if let Some(f) = self.fmax {
-            if !(f.is_finite() && f > 0.0 && f <= sr / 2.0) {
-                return fail(
-                    "fmax",
-                    Some(format!(
-                        "a number of Hz above fmin and at most sample_rate / 2 ({}), \
-                         or \"none\" for sample_rate / 2",
-                        sr / 2.0
-                    )),
-                );
-            }
+        if let Some(f) = self.fmax
+            && !(f.is_finite() && f > 0.0 && f <= sr / 2.0)
+        {
+            return fail(
+                "fmax",
+                Some(format!(
+                    "a number of Hz above fmin and at most sample_rate / 2 ({}), \
+                     or \"none\" for sample_rate / 2",
+                    sr / 2.0
+                )),
+            );
         }
         if !(self.fmin.is_finite() && self.fmin >= 0.0 && self.fmin < fmax) {
             return fail("fmin", Some(format!("a number of Hz >= 0, below fmax ({fmax})")));
         }
-        if let RefLevel::Value(r) = self.ref_level {
-            if !(r.is_finite() && r > 0.0) {
-                return fail("ref", None);
-            }
+        if let RefLevel::Value(r) = self.ref_level
+            && !(r.is_finite() && r > 0.0)
+        {
+            return fail("ref", None);
         }
         if !(self.amin.is_finite() && self.amin > 0.0) {
             return fail("amin", None);

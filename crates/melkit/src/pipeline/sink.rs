@@ -153,11 +153,11 @@ impl FileSink {
 
 /// Appends values to the cache entry, giving the entry up (with a warning) if that fails.
 fn tee(cache: &mut Option<TensorWriter>, values: &[f32]) {
-    if let Some(writer) = cache {
-        if let Err(e) = writer.write(values) {
-            cache_warning(writer.path(), &e);
-            *cache = None;
-        }
+    if let Some(writer) = cache
+        && let Err(e) = writer.write(values)
+    {
+        cache_warning(writer.path(), &e);
+        *cache = None;
     }
 }
 

@@ -142,11 +142,11 @@ impl Sim {
             Some(_) => self.held.len() > self.hold,
             None => self.misbehaviour != Misbehaviour::EmptyFlush,
         };
-        if let Misbehaviour::Duplicate(k) = self.misbehaviour {
-            if call == k + 1 {
-                let again = self.given_back.last().copied().unwrap_or(999_999);
-                return vec![Event::Returned { batch: Some(again), result: Ok(()) }];
-            }
+        if let Misbehaviour::Duplicate(k) = self.misbehaviour
+            && call == k + 1
+        {
+            let again = self.given_back.last().copied().unwrap_or(999_999);
+            return vec![Event::Returned { batch: Some(again), result: Ok(()) }];
         }
         if !give || self.held.is_empty() {
             return vec![Event::Idle];
