@@ -4,20 +4,24 @@
 //! shared machine, where a mean moves with the neighbours' load; threads: `RAYON_NUM_THREADS`.
 //!
 //! ```text
-//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs]
+//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs] [db]
 //! ```
 //!
-//! With a path named, only that path runs (for a profiler).
+//! With a path named, only that path runs (for a profiler); `db` takes dB output (the FFT in
+//! f64) instead of the default power.
 
 use melkit_backend_cpu::{CpuBackend, CpuFft};
 use melkit_core::{Backend, Config};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let db = args.iter().any(|a| a == "db");
+    let scale = if db { melkit_core::config::Scale::Db } else { Config::default().scale };
+    let config = Config { scale, ..Config::default() };
     let (plan, batch) = melkit_benches::batch(&config, 32);
     let mut out = vec![0.0; batch.output_len(&plan)];
-    let only = std::env::args().nth(1);
-    let paths: Vec<CpuFft> = match only.as_deref() {
+    let only = args.iter().find(|a| *a != "db");
+    let paths: Vec<CpuFft> = match only.map(String::as_str) {
         None => vec![CpuFft::Lanes, CpuFft::Pairs],
         Some("lanes") => vec![CpuFft::Lanes],
         Some("pairs") => vec![CpuFft::Pairs],

@@ -286,17 +286,22 @@ mod tests {
         every_lane_equals_the_direct_transform::<[f32; 8]>(1e-4);
     }
 
-    /// Sixteen AVX-512 lanes, where this CPU has them (the test says so when it has not).
+    /// The AVX-512 registers (sixteen f32 lanes, eight f64), where this CPU has them (the test
+    /// says so when it has not).
     #[test]
     #[cfg(target_arch = "x86_64")]
-    fn every_lane_of_sixteen_equals_the_direct_transform() {
+    fn every_avx512_lane_equals_the_direct_transform() {
         if Simd::detect() != Simd::Avx512 {
-            eprintln!("no AVX-512 on this CPU: the 16-lane transform is not tested here");
+            eprintln!("no AVX-512 on this CPU: the AVX-512 transforms are not tested here");
             return;
         }
         Simd::Avx512.run(
             #[inline(always)]
             || every_lane_equals_the_direct_transform::<crate::vector::F32x16>(1e-4),
+        );
+        Simd::Avx512.run(
+            #[inline(always)]
+            || every_lane_equals_the_direct_transform::<crate::vector::F64x8>(1e-9),
         );
     }
 }

@@ -38,6 +38,9 @@ enum Precision {
     #[cfg(target_arch = "x86_64")]
     LanesWide(LaneEngine<vector::F32x16>),
     LanesDouble(LaneEngine<[f64; 8]>),
+    /// Eight f64 lanes in AVX-512 registers.
+    #[cfg(target_arch = "x86_64")]
+    LanesDoubleWide(LaneEngine<vector::F64x8>),
 }
 
 /// Which FFT path the CPU backend takes.
@@ -84,10 +87,14 @@ impl CpuBackend {
         let double = config.scale == Scale::Db;
         let simd = simd.min(Simd::detect());
         // Eight-lane arrays are vectorised by LLVM for AVX2 at most (under AVX-512 it merged
-        // their halves into shuffles and gathers); sixteen f32 lanes are AVX-512 intrinsics.
+        // their halves into shuffles and gathers); AVX-512 registers are intrinsics.
         let narrow = simd.min(Simd::Avx2Fma);
         let engine = match (fft, double, simd) {
             (CpuFft::Pairs, ..) => None,
+            #[cfg(target_arch = "x86_64")]
+            (CpuFft::Lanes, true, Simd::Avx512) => {
+                LaneEngine::new(config, &plan, simd).map(Precision::LanesDoubleWide)
+            }
             (CpuFft::Lanes, true, _) => {
                 LaneEngine::new(config, &plan, narrow).map(Precision::LanesDouble)
             }
@@ -108,7 +115,12 @@ impl CpuBackend {
 
     /// Whether the FFT runs in f64 (for dB output).
     pub fn double_precision(&self) -> bool {
-        matches!(self.engine, Precision::Double(_) | Precision::LanesDouble(_))
+        match self.engine {
+            Precision::Double(_) | Precision::LanesDouble(_) => true,
+            #[cfg(target_arch = "x86_64")]
+            Precision::LanesDoubleWide(_) => true,
+            _ => false,
+        }
     }
 
     /// The FFT path this backend takes.
@@ -125,7 +137,7 @@ impl CpuBackend {
             Precision::Single(_) | Precision::Double(_) => 2,
             #[cfg(target_arch = "x86_64")]
             Precision::LanesWide(_) => 16,
-            Precision::LanesSingle(_) | Precision::LanesDouble(_) => 8,
+            _ => 8,
         }
     }
 }
@@ -153,6 +165,8 @@ impl Backend for CpuBackend {
             #[cfg(target_arch = "x86_64")]
             Precision::LanesWide(e) => e.compute(&self.plan, batch, out),
             Precision::LanesDouble(e) => e.compute(&self.plan, batch, out),
+            #[cfg(target_arch = "x86_64")]
+            Precision::LanesDoubleWide(e) => e.compute(&self.plan, batch, out),
         }
     }
 }

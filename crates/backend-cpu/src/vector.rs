@@ -1,8 +1,9 @@
 //! The lane vectors the lane path computes on: one value per frame, a whole vector per
 //! operation. Arrays of eight (`[f32; 8]`, `[f64; 8]`) are plain Rust that LLVM vectorises
-//! (AVX2: one or two registers); [`F32x16`] holds sixteen f32 lanes in one AVX-512 register,
-//! written with intrinsics because LLVM's own vectorising of 16-lane arrays under AVX-512
-//! merged real and imaginary parts into shuffles, gathers and spills (measured 5x slower).
+//! (AVX2: one or two registers); with AVX-512, [`F32x16`] and [`F64x8`] hold their lanes in one
+//! register, written with intrinsics because LLVM's own vectorising of lane arrays under
+//! AVX-512 merged real and imaginary parts into shuffles, gathers and spills (measured 5x
+//! slower).
 
 use crate::lanes::multiply_add;
 use crate::table::Cell;
@@ -101,77 +102,142 @@ array_vector!(f32);
 array_vector!(f64);
 
 #[cfg(target_arch = "x86_64")]
-pub use avx512::F32x16;
+pub use avx512::{F32x16, F64x8};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     #![allow(unsafe_code)]
-    //! Sixteen f32 lanes in an AVX-512 register.
+    //! AVX-512 registers as lane vectors (and the 256-bit f32 vector of the f64 path's power).
+    //! Only a lane engine built for [`crate::simd::Simd::Avx512`] (the CPU has AVX-512 F and
+    //! VL, AVX2 and FMA) makes one, and it runs its hot loops inside that dispatch, where the
+    //! intrinsics inline to single instructions.
 
     use std::arch::x86_64::*;
 
     use super::Vector;
 
-    /// Sixteen f32 lanes in one AVX-512 register. Only the lane engine built for
-    /// [`crate::simd::Simd::Avx512`] (the CPU has AVX-512F) makes one, and it runs its hot loops
-    /// inside that dispatch, where the intrinsics inline to single instructions.
-    #[derive(Clone, Copy, Debug)]
-    #[repr(transparent)]
-    pub struct F32x16(__m512);
+    /// A lane vector over one register, its operations one intrinsic each.
+    macro_rules! register_vector {
+        ($name:ident, $t:ty, $reg:ty, $l:literal, $p:ty, $to_p:expr,
+         [$set1:ident, $loadu:ident, $storeu:ident, $add:ident, $sub:ident, $mul:ident,
+          $fmadd:ident, $fmsub:ident]) => {
+            #[doc = concat!(stringify!($l), " ", stringify!($t), " lanes in one register.")]
+            #[derive(Clone, Copy, Debug)]
+            #[repr(transparent)]
+            pub struct $name($reg);
 
-    // SAFETY (every block below): the intrinsics need AVX-512F, which the CPU has wherever an
-    // `F32x16` exists (see the type's documentation); the loads and stores go through slices
-    // of at least 16 values, bounds-checked by the slicing.
-    impl Vector for F32x16 {
-        type T = f32;
-        type P = F32x16;
-        const L: usize = 16;
-        #[inline(always)]
-        fn splat(x: f32) -> Self {
-            F32x16(unsafe { _mm512_set1_ps(x) })
-        }
-        #[inline(always)]
-        fn load(src: &[f32]) -> Self {
-            let src = &src[..16];
-            F32x16(unsafe { _mm512_loadu_ps(src.as_ptr()) })
-        }
-        #[inline(always)]
-        fn from_fn(f: impl Fn(usize) -> f32) -> Self {
-            let mut lanes = [0.0f32; 16];
-            for (l, o) in lanes.iter_mut().enumerate() {
-                *o = f(l);
+            // SAFETY (every block below): the intrinsics need AVX-512 F and VL, AVX and FMA,
+            // which the CPU has wherever a value of this type exists (see the module's
+            // documentation); the loads and stores go through slices of at least `L` values,
+            // bounds-checked by the slicing.
+            impl Vector for $name {
+                type T = $t;
+                type P = $p;
+                const L: usize = $l;
+                #[inline(always)]
+                fn splat(x: $t) -> Self {
+                    $name(unsafe { $set1(x) })
+                }
+                #[inline(always)]
+                fn load(src: &[$t]) -> Self {
+                    let src = &src[..$l];
+                    $name(unsafe { $loadu(src.as_ptr()) })
+                }
+                #[inline(always)]
+                fn from_fn(f: impl Fn(usize) -> $t) -> Self {
+                    let mut lanes = [0.0; $l];
+                    for (l, o) in lanes.iter_mut().enumerate() {
+                        *o = f(l);
+                    }
+                    Self::load(&lanes)
+                }
+                #[inline(always)]
+                fn store(self, dst: &mut [$t]) {
+                    let dst = &mut dst[..$l];
+                    unsafe { $storeu(dst.as_mut_ptr(), self.0) }
+                }
+                #[inline(always)]
+                fn add(self, b: Self) -> Self {
+                    $name(unsafe { $add(self.0, b.0) })
+                }
+                #[inline(always)]
+                fn sub(self, b: Self) -> Self {
+                    $name(unsafe { $sub(self.0, b.0) })
+                }
+                #[inline(always)]
+                fn mul(self, b: Self) -> Self {
+                    $name(unsafe { $mul(self.0, b.0) })
+                }
+                // The CPU has FMA wherever these exist, whatever `FMA` says.
+                #[inline(always)]
+                fn mul_add<const FMA: bool>(self, b: Self, c: Self) -> Self {
+                    $name(unsafe { $fmadd(self.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                fn mul_sub<const FMA: bool>(self, b: Self, c: Self) -> Self {
+                    $name(unsafe { $fmsub(self.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                fn to_p(self) -> $p {
+                    #[allow(clippy::redundant_closure_call)]
+                    ($to_p)(self)
+                }
             }
-            Self::load(&lanes)
-        }
-        #[inline(always)]
-        fn store(self, dst: &mut [f32]) {
-            let dst = &mut dst[..16];
-            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), self.0) }
-        }
-        #[inline(always)]
-        fn add(self, b: Self) -> Self {
-            F32x16(unsafe { _mm512_add_ps(self.0, b.0) })
-        }
-        #[inline(always)]
-        fn sub(self, b: Self) -> Self {
-            F32x16(unsafe { _mm512_sub_ps(self.0, b.0) })
-        }
-        #[inline(always)]
-        fn mul(self, b: Self) -> Self {
-            F32x16(unsafe { _mm512_mul_ps(self.0, b.0) })
-        }
-        #[inline(always)]
-        fn mul_add<const FMA: bool>(self, b: Self, c: Self) -> Self {
-            // AVX-512F includes the fused multiply-add, whatever `FMA` says.
-            F32x16(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
-        }
-        #[inline(always)]
-        fn mul_sub<const FMA: bool>(self, b: Self, c: Self) -> Self {
-            F32x16(unsafe { _mm512_fmsub_ps(self.0, b.0, c.0) })
-        }
-        #[inline(always)]
-        fn to_p(self) -> Self {
-            self
-        }
+        };
     }
+
+    register_vector!(
+        F32x16,
+        f32,
+        __m512,
+        16,
+        F32x16,
+        |v| v,
+        [
+            _mm512_set1_ps,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_add_ps,
+            _mm512_sub_ps,
+            _mm512_mul_ps,
+            _mm512_fmadd_ps,
+            _mm512_fmsub_ps
+        ]
+    );
+    register_vector!(
+        F64x8,
+        f64,
+        __m512d,
+        8,
+        F32x8,
+        |v: F64x8| F32x8(unsafe { _mm512_cvtpd_ps(v.0) }),
+        [
+            _mm512_set1_pd,
+            _mm512_loadu_pd,
+            _mm512_storeu_pd,
+            _mm512_add_pd,
+            _mm512_sub_pd,
+            _mm512_mul_pd,
+            _mm512_fmadd_pd,
+            _mm512_fmsub_pd
+        ]
+    );
+    register_vector!(
+        F32x8,
+        f32,
+        __m256,
+        8,
+        F32x8,
+        |v| v,
+        [
+            _mm256_set1_ps,
+            _mm256_loadu_ps,
+            _mm256_storeu_ps,
+            _mm256_add_ps,
+            _mm256_sub_ps,
+            _mm256_mul_ps,
+            _mm256_fmadd_ps,
+            _mm256_fmsub_ps
+        ]
+    );
 }
