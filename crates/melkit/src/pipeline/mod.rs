@@ -86,6 +86,9 @@ pub struct Pipeline {
     pool: rayon::ThreadPool,
     workers: usize,
     budget: Budget,
+    /// The batch of the one-file calls, kept so its buffers are not allocated (and faulted
+    /// in page by page) again on every call.
+    batch: SignalBatch,
 }
 
 /// How much data a run keeps in flight, derived from `memory_limit`.
@@ -210,6 +213,7 @@ impl Pipeline {
             pool,
             workers,
             budget,
+            batch: SignalBatch::new(),
         })
     }
 
@@ -331,11 +335,14 @@ impl Pipeline {
         mut stats: FileStats,
     ) -> Result<(MelTensor, FileStats), BackendError> {
         let started = Instant::now();
-        let mut batch = SignalBatch::new();
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
         let item = push(&mut batch, self.backend.plan());
         stats.times.add(Stage::Segment, started.elapsed());
         let mut out = Vec::new();
-        self.compute(&batch, &mut out, &mut stats.times)?;
+        let computed = self.compute(&batch, &mut out, &mut stats.times);
+        self.batch = batch;
+        computed?;
         stages::finish_values(
             self.file_scale,
             &self.config,
@@ -355,8 +362,14 @@ impl Pipeline {
         out: &mut Vec<f32>,
         times: &mut StageTimes,
     ) -> Result<StepTimings, BackendError> {
-        out.clear();
-        out.resize(batch.output_len(self.backend.plan()), 0.0);
+        let len = batch.output_len(self.backend.plan());
+        if out.is_empty() {
+            // A zeroed allocation: memory fresh from the system is not written twice.
+            *out = vec![0.0; len];
+        } else {
+            out.clear();
+            out.resize(len, 0.0);
+        }
         let started = Instant::now();
         let (pool, backend) = (&self.pool, &mut self.backend);
         let result = pool.install(|| backend.compute(batch, out));
