@@ -290,19 +290,31 @@ impl<V: Vector> LaneEngine<V> {
         load: impl Fn(usize) -> Cv<V>,
     ) {
         self.fft.transform::<FMA>(data, load);
-        let exponent = self.power;
+        // Bins k and m - k together, then the four that pair with no other (0, m/2, m, and
+        // the m/2 of a transform of 4 points).
+        let m = self.fft.points();
+        for k in 1..m / 2 {
+            let (p, q) = self.fft.power_pair::<FMA>(data, k);
+            power[k] = self.exponent(p);
+            power[m - k] = self.exponent(q);
+        }
+        for k in [0, m / 2, m] {
+            power[k] = self.exponent(self.fft.power::<FMA>(data, k));
+        }
+    }
+
+    /// `4 |X|²` to the configured power, in f32.
+    #[inline(always)]
+    fn exponent(&self, p: V) -> V::P {
         // Square apart: through `apply`'s match the loop does not vectorise, and the whole
         // kernel measured 0.70x the pair path instead of 1.1-1.3x.
-        for (k, row) in power.iter_mut().enumerate() {
-            let p = self.fft.power::<FMA>(data, k);
-            *row = match exponent {
-                Power::Square => p.to_p(),
-                _ => {
-                    let mut lanes = [V::T::zero(); MAX_LANES];
-                    p.store(&mut lanes);
-                    V::P::from_fn(|l| exponent.apply(lanes[l]))
-                }
-            };
+        match self.power {
+            Power::Square => p.to_p(),
+            exponent => {
+                let mut lanes = [V::T::zero(); MAX_LANES];
+                p.store(&mut lanes);
+                V::P::from_fn(|l| exponent.apply(lanes[l]))
+            }
         }
     }
 
