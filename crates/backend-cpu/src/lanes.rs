@@ -109,26 +109,39 @@ impl<V: Vector> LaneFft<V> {
         let (c, d) = more.split_at_mut(s);
         let rows = a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut());
         for (j, ((((a, b), c), d), w)) in rows.zip(&first.twiddles).enumerate() {
-            let w = (s > 1).then_some(w);
+            // Row 0's twiddles are 1.
+            let w = (j > 0).then_some(w);
             [*a, *b, *c, *d] =
                 butterfly4::<V, FMA>(&load(j), &load(j + s), &load(j + 2 * s), &load(j + 3 * s), w);
         }
-        for pass in rest {
+        // With 32 registers the last radix-4 pass (span 2) and the radix-2 pass run fused, a
+        // block of eight values held at once; with AVX2's 16 that measured slower (spills).
+        let fuse = V::WIDE && self.radix2 && !rest.is_empty();
+        let (middle, last) = rest.split_at(rest.len() - usize::from(fuse));
+        for pass in middle {
             let s = pass.span;
             for block in data.chunks_exact_mut(4 * s) {
                 let (a, more) = block.split_at_mut(s);
                 let (b, more) = more.split_at_mut(s);
                 let (c, d) = more.split_at_mut(s);
                 let rows = a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut());
-                for ((((a, b), c), d), w) in rows.zip(&pass.twiddles) {
-                    let w = (s > 1).then_some(w);
+                for (j, ((((a, b), c), d), w)) in rows.zip(&pass.twiddles).enumerate() {
+                    let w = (j > 0).then_some(w);
                     [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, w);
                 }
             }
         }
-        // A last radix-2 pass on its own: fused with the radix-4 pass before it (eight values
-        // held at once) it measured slower, the registers spilling.
-        if self.radix2 {
+        if let [pass] = last {
+            let w = Some(&pass.twiddles[1]);
+            for x in data.chunks_exact_mut(8) {
+                let [a0, b0, c0, d0] = butterfly4::<V, FMA>(&x[0], &x[2], &x[4], &x[6], None);
+                let [a1, b1, c1, d1] = butterfly4::<V, FMA>(&x[1], &x[3], &x[5], &x[7], w);
+                [x[0], x[1], x[2], x[3]] =
+                    [add(&a0, &a1), sub(&a0, &a1), add(&b0, &b1), sub(&b0, &b1)];
+                [x[4], x[5], x[6], x[7]] =
+                    [add(&c0, &c1), sub(&c0, &c1), add(&d0, &d1), sub(&d0, &d1)];
+            }
+        } else if self.radix2 {
             for pair in data.chunks_exact_mut(2) {
                 let (a, b) = (pair[0], pair[1]);
                 pair[0] = add(&a, &b);

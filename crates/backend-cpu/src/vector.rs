@@ -19,6 +19,8 @@ pub trait Vector: Copy + Send + Sync + 'static {
     type P: Vector<T = f32>;
     /// Lanes.
     const L: usize;
+    /// Whether 32 vector registers hold these (AVX-512), so wider butterflies do not spill.
+    const WIDE: bool;
     /// `x` in every lane.
     fn splat(x: Self::T) -> Self;
     /// The first `L` values of `src`.
@@ -48,6 +50,7 @@ macro_rules! array_vector {
             type T = $t;
             type P = [f32; 8];
             const L: usize = 8;
+            const WIDE: bool = false;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 [x; 8]
@@ -134,6 +137,7 @@ mod avx512 {
                 type T = $t;
                 type P = $p;
                 const L: usize = $l;
+                const WIDE: bool = true;
                 #[inline(always)]
                 fn splat(x: $t) -> Self {
                     $name(unsafe { $set1(x) })
