@@ -50,7 +50,7 @@ pub struct LaneFft<V: Vector> {
 }
 
 /// `e^{-2πi k / n}` in `T`, computed in f64.
-fn root<T: Float + Default>(k: usize, n: usize) -> (T, T) {
+fn root<T: Float>(k: usize, n: usize) -> (T, T) {
     let angle = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
     let cast = |x: f64| T::from(x).unwrap_or_else(T::zero);
     (cast(angle.cos()), cast(angle.sin()))
@@ -154,41 +154,42 @@ impl<V: Vector> LaneFft<V> {
     /// (the factor 4 is left to the mel weights, saving a multiplication a bin).
     #[inline(always)]
     pub fn power<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> V {
-        let (pk, pn, (c, s)) = self.split[k];
-        let (zk, zn) = (&data[pk], &data[pn]);
-        let (c, s) = (V::splat(c), V::splat(s));
-        // 2E = Z_k + conj Z_{m-k};  2O = (Z_k - conj Z_{m-k}) / i;  X_k = E + W^k O.
-        let er = zk.re.add(zn.re);
-        let ei = zk.im.sub(zn.im);
-        let or = zk.im.add(zn.im);
-        let oi = zn.re.sub(zk.re);
-        let xr = c.mul_add::<FMA>(or, er).sub(s.mul(oi));
-        let xi = c.mul_add::<FMA>(oi, ei).add(s.mul(or));
+        let [er, ei, a, b] = self.split_terms::<FMA>(data, k);
+        let (xr, xi) = (er.add(a), ei.add(b));
         xr.mul_add::<FMA>(xr, xi.mul(xi))
     }
+
     /// `4 |X_k|²` and `4 |X_{m-k}|²` (`0 < k < m / 2`) from the same two transformed values,
     /// `W^{m-k}` being `-conj W^k`: half the loads and a third fewer operations than two
     /// calls of [`LaneFft::power`].
     #[inline(always)]
     pub fn power_pair<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> (V, V) {
+        let [er, ei, a, b] = self.split_terms::<FMA>(data, k);
+        // X_k = (er + a, ei + b) and X_{m-k} = (er - a, b - ei).
+        let (xr, xi, yr, yi) = (er.add(a), ei.add(b), er.sub(a), b.sub(ei));
+        (xr.mul_add::<FMA>(xr, xi.mul(xi)), yr.mul_add::<FMA>(yr, yi.mul(yi)))
+    }
+
+    /// `[er, ei, a, b]` of bin `k`, with `X_k = (er + a, ei + b)`: `E = (er, ei)` and
+    /// `W^k O = (a, b)`, from `2E = Z_k + conj Z_{m-k}` and `2O = (Z_k - conj Z_{m-k}) / i`.
+    #[inline(always)]
+    fn split_terms<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> [V; 4] {
         let (pk, pn, (c, s)) = self.split[k];
         let (zk, zn) = (&data[pk], &data[pn]);
         let (c, s) = (V::splat(c), V::splat(s));
-        let er = zk.re.add(zn.re);
-        let ei = zk.im.sub(zn.im);
-        let or = zk.im.add(zn.im);
-        let oi = zn.re.sub(zk.re);
-        // X_k = (er + a, ei + b) and X_{m-k} = (er - a, b - ei).
-        let a = c.mul_sub::<FMA>(or, s.mul(oi));
-        let b = c.mul_add::<FMA>(oi, s.mul(or));
-        let (xr, xi, yr, yi) = (er.add(a), ei.add(b), er.sub(a), b.sub(ei));
-        (xr.mul_add::<FMA>(xr, xi.mul(xi)), yr.mul_add::<FMA>(yr, yi.mul(yi)))
+        let (or, oi) = (zk.im.add(zn.im), zn.re.sub(zk.re));
+        [
+            zk.re.add(zn.re),
+            zk.im.sub(zn.im),
+            c.mul_sub::<FMA>(or, s.mul(oi)),
+            c.mul_add::<FMA>(oi, s.mul(or)),
+        ]
     }
 }
 
 /// `a · b + c`, fused when `FMA`.
 #[inline(always)]
-pub fn multiply_add<T: Float + Default, const FMA: bool>(a: T, b: T, c: T) -> T {
+pub fn multiply_add<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 

@@ -7,7 +7,7 @@ use rustfft::num_traits::Float;
 use crate::simd::Simd;
 
 /// A table cell's float type: f32 lays out constant-padded tables by 8x8 AVX2 transposes.
-pub trait Cell: Float + Default + From<f32> + Into<f64> + Send + Sync {
+pub trait Cell: Float + From<f32> + Into<f64> + Send + Sync {
     /// `table[to + c · stride + r] = short[at + r · hop + c]` for `r < rows`, `c < hop`, in
     /// 8x8 blocks; `false`, with nothing written, where that is not available.
     fn transpose(

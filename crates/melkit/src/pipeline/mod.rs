@@ -314,9 +314,8 @@ impl Pipeline {
         let mut batch = SignalBatch::new();
         let items: Vec<BatchItem> =
             signals.iter().map(|s| batch.push(self.backend.plan(), s)).collect();
-        let mut out = Vec::new();
         let mut times = StageTimes::default();
-        self.compute(&batch, &mut out, &mut times)?;
+        let out = self.compute(&batch, &mut times)?;
         let plan = self.plan().clone();
         Ok(items
             .iter()
@@ -339,10 +338,9 @@ impl Pipeline {
         batch.clear();
         let item = push(&mut batch, self.backend.plan());
         stats.times.add(Stage::Segment, started.elapsed());
-        let mut out = Vec::new();
-        let computed = self.compute(&batch, &mut out, &mut stats.times);
+        let computed = self.compute(&batch, &mut stats.times);
         self.batch = batch;
-        computed?;
+        let mut out = computed?;
         stages::finish_values(
             self.file_scale,
             &self.config,
@@ -354,27 +352,20 @@ impl Pipeline {
         Ok((MelTensor::new(out, self.plan().shape(item.n_long)), stats))
     }
 
-    /// The backend's call for a whole batch, on the worker threads; its wall time is the
-    /// compute stage's, whether it succeeds or not.
+    /// The backend's call for a whole batch, on the worker threads, into a new output; its
+    /// wall time is the compute stage's, whether it succeeds or not.
     fn compute(
         &mut self,
         batch: &SignalBatch,
-        out: &mut Vec<f32>,
         times: &mut StageTimes,
-    ) -> Result<StepTimings, BackendError> {
-        let len = batch.output_len(self.backend.plan());
-        if out.is_empty() {
-            // A zeroed allocation: memory fresh from the system is not written twice.
-            *out = vec![0.0; len];
-        } else {
-            out.clear();
-            out.resize(len, 0.0);
-        }
+    ) -> Result<Vec<f32>, BackendError> {
+        // A zeroed allocation: memory fresh from the system is not written twice.
+        let mut out = vec![0.0; batch.output_len(self.backend.plan())];
         let started = Instant::now();
         let (pool, backend) = (&self.pool, &mut self.backend);
-        let result = pool.install(|| backend.compute(batch, out));
+        let result = pool.install(|| backend.compute(batch, &mut out));
         times.add(Stage::Compute, compute_time(&result, started.elapsed()));
-        result
+        result.map(|_| out)
     }
 
     /// Processes every input (files, or folders searched recursively) into `out_dir`, mirroring
