@@ -290,8 +290,7 @@ impl<V: Vector> LaneEngine<V> {
         load: impl Fn(usize) -> Cv<V>,
     ) {
         self.fft.transform::<FMA>(data, load);
-        // Bins k and m - k together, then the four that pair with no other (0, m/2, m, and
-        // the m/2 of a transform of 4 points).
+        // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m.
         let m = self.fft.points();
         for k in 1..m / 2 {
             let (p, q) = self.fft.power_pair::<FMA>(data, k);
