@@ -5,7 +5,8 @@
 //! as a table `[c][r] = padded[r · hop + c]` (`c < hop`): sample `i` of `L` consecutive frames
 //! `t..t+L` is then the `L` neighbours `table[i % hop][t + i / hop ..]`, one vector load. The
 //! frames of a segment go through the transform `L` at a time; what is left of each segment
-//! (its last `n_frames % L`) is gathered lane by lane from several segments' tables. Each bin's
+//! (its last `n_frames % L`) is copied out of several segments' tables, one frame a lane (by
+//! 8x8 transposes where each lane is the same frame of the next table). Each bin's
 //! power is one vector of `L` frames, kept in a small L1 buffer, and each mel value is a sum of
 //! weights times those vectors, stored as `L` consecutive frames of the output. Work is split
 //! across threads by groups of whole long segments, so the leftovers of short long segments fill
@@ -27,7 +28,7 @@ use crate::engine::{Busy, Power};
 use crate::lanes::{Cv, LaneFft};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
-use crate::table::Layout;
+use crate::table::{Cell, Layout};
 use crate::vector::{MAX_LANES, Vector};
 
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).
@@ -42,6 +43,8 @@ pub struct LaneEngine<V: Vector> {
     window: Vec<V::T>,
     /// Where sample `i` of frame 0 sits in a segment's table (`(i % hop) · rows + i / hop`).
     offsets: Vec<usize>,
+    /// Where sample `i` of lane 0 sits in the copied-out last frames (`i · L`).
+    packed: Vec<usize>,
     /// What each cell of a segment's table holds, and how the table is laid out.
     layout: Layout,
     mel: SparseMel,
@@ -66,6 +69,8 @@ pub struct LaneScratch<V: Vector> {
     data: Vec<Cv<V>>,
     /// `[bin]`: the power of one group.
     power: Vec<V::P>,
+    /// `[sample][lane]`: the frames of a group of segments' last frames.
+    left: Vec<V::T>,
 }
 
 impl<V: Vector> LaneEngine<V> {
@@ -109,6 +114,7 @@ impl<V: Vector> LaneEngine<V> {
             fft: LaneFft::new(n),
             window,
             offsets,
+            packed: (0..n).map(|i| i * V::L).collect(),
             layout: Layout::new(sources, rows, hop, plan.short_len),
             // The transform gives 4 |X|², so each weight takes 1 / 4^(power / 2).
             mel: SparseMel::new(&MelFilterbank::from_config(config))
@@ -129,6 +135,7 @@ impl<V: Vector> LaneEngine<V> {
             tables: vec![V::T::zero(); self.tile_shorts * self.layout.cells()],
             data: vec![Cv::zero(); self.fft.points()],
             power: vec![V::P::splat(0.0); plan.n_bins],
+            left: vec![V::T::zero(); plan.n_fft * V::L],
         }
     }
 
@@ -219,77 +226,104 @@ impl<V: Vector> LaneEngine<V> {
         let per = plan.n_frames;
         let cells = self.layout.cells();
         let (full, rest) = (per / V::L * V::L, per % V::L);
-        let LaneScratch { tables, data, power, .. } = s;
-        for q in 0..shorts {
-            let table = &tables[q * cells..(q + 1) * cells];
-            for t0 in (0..full).step_by(V::L) {
-                let table = &table[t0..];
-                self.spectrum::<FMA>(
-                    data,
-                    power,
-                    #[inline(always)]
-                    |j| self.run(table, j),
-                );
-                for m in 0..self.mel.n_mels() {
-                    let at = (q * self.mel.n_mels() + m) * per + t0;
+        let LaneScratch { tables, data, power, left, .. } = s;
+        // Whole vectors of a segment's frames, then each segment's last frames, lanes across
+        // segments (lanes past the last frame repeat the first and are not stored), first
+        // copied out as `[sample][lane]`. One loop, so the transform is inlined once.
+        let per_short = full / V::L;
+        let whole = shorts * per_short;
+        let n_mels = self.mel.n_mels();
+        for g in 0..whole + (shorts * rest).div_ceil(V::L) {
+            if g < whole {
+                let (q, t0) = (g / per_short, g % per_short * V::L);
+                let table = &tables[q * cells + t0..(q + 1) * cells];
+                self.spectrum::<FMA>(data, power, table, &self.offsets);
+                for m in 0..n_mels {
+                    let at = (q * n_mels + m) * per + t0;
                     self.mel_lanes::<FMA>(power, m).store(&mut out[at..]);
                 }
+                continue;
             }
-        }
-        // Each segment's last frames, gathered lane by lane across segments (lanes past the
-        // last frame repeat the first and are not stored).
-        for group in (0..shorts * rest).step_by(V::L) {
+            let group = (g - whole) * V::L;
             let lanes = V::L.min(shorts * rest - group);
             let frame: [(usize, usize); MAX_LANES] = std::array::from_fn(|l| {
                 let idx = group + if l < lanes { l } else { 0 };
                 (idx / rest, full + idx % rest)
             });
             let bases = frame.map(|(q, t)| q * cells + t);
-            self.spectrum::<FMA>(
-                data,
-                power,
-                #[inline(always)]
-                |j| self.gather(tables, &bases, j),
-            );
+            // One frame a segment, a whole vector of them: consecutive tables' same cells.
+            let consecutive = rest == 1 && lanes == V::L;
+            self.collect(plan.hop_length, tables, left, &bases, consecutive);
+            self.spectrum::<FMA>(data, power, left, &self.packed);
+            // Where each lane's frame of mel 0 goes; mel `m` is `m · per` on.
+            let dest = frame.map(|(q, t)| q * n_mels * per + t);
             let mut mel = [0.0; MAX_LANES];
-            for m in 0..self.mel.n_mels() {
+            for m in 0..n_mels {
                 self.mel_lanes::<FMA>(power, m).store(&mut mel);
-                for (&v, &(q, t)) in mel.iter().zip(&frame).take(lanes) {
-                    out[(q * self.mel.n_mels() + m) * per + t] = v;
+                let row = &mut out[m * per..];
+                for (&v, &at) in mel.iter().zip(&dest).take(lanes) {
+                    row[at] = v;
                 }
             }
         }
     }
 
-    /// Packed value `j` of `L` consecutive frames from a table (from their first frame on).
+    /// Packed value `j` of `L` frames: sample `i` of every lane at `src[offsets[i]..]`.
     #[inline(always)]
-    fn run(&self, table: &[V::T], j: usize) -> Cv<V> {
-        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
+    fn load(&self, src: &[V::T], offsets: &[usize], j: usize) -> Cv<V> {
+        let (o, w) = (&offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
         Cv {
-            re: V::load(&table[o[0]..]).mul(V::splat(w[0])),
-            im: V::load(&table[o[1]..]).mul(V::splat(w[1])),
+            re: V::load(&src[o[0]..]).mul(V::splat(w[0])),
+            im: V::load(&src[o[1]..]).mul(V::splat(w[1])),
         }
     }
 
-    /// Packed value `j` of `L` frames anywhere in the tables (`bases`: each frame's cell 0).
+    /// `left[i · L + l]` = sample `i` of lane `l`'s frame (`bases[l]`: its cell 0 in
+    /// `tables`): by 8x8 transposes where the lanes are `consecutive` tables' same frame (the
+    /// samples `c, c + hop, ..` of a frame are `n / hop` neighbouring cells), else cell by cell.
     #[inline(always)]
-    fn gather(&self, tables: &[V::T], bases: &[usize; MAX_LANES], j: usize) -> Cv<V> {
-        let (o, w) = (&self.offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
-        Cv {
-            re: V::from_fn(|l| tables[bases[l] + o[0]]).mul(V::splat(w[0])),
-            im: V::from_fn(|l| tables[bases[l] + o[1]]).mul(V::splat(w[1])),
+    fn collect(
+        &self,
+        hop: usize,
+        tables: &[V::T],
+        left: &mut [V::T],
+        bases: &[usize; MAX_LANES],
+        consecutive: bool,
+    ) {
+        let (n, cells) = (self.offsets.len(), self.layout.cells());
+        let rows = cells / hop;
+        if consecutive && n.is_multiple_of(hop) {
+            let (from, to) = ((bases[0], cells), (0, hop * V::L));
+            let transposed = (0..hop).all(|c| {
+                let (from, to) = ((from.0 + c * rows, from.1), (to.0 + c * V::L, to.1));
+                V::T::transpose(self.simd, tables, from, left, to, V::L, n / hop)
+            });
+            if transposed {
+                return;
+            }
+        }
+        for (cell, &o) in left.chunks_exact_mut(V::L).zip(&self.offsets) {
+            for (x, &base) in cell.iter_mut().zip(bases) {
+                *x = tables[base + o];
+            }
         }
     }
 
-    /// Transforms the group `load` gives into `data` and leaves each bin's power in `power`.
+    /// Transforms the group whose sample `i` is at `src[offsets[i]..]` (one value a lane) into
+    /// `data` and leaves each bin's power in `power`.
     #[inline(always)]
     fn spectrum<const FMA: bool>(
         &self,
         data: &mut [Cv<V>],
         power: &mut [V::P],
-        load: impl Fn(usize) -> Cv<V>,
+        src: &[V::T],
+        offsets: &[usize],
     ) {
-        self.fft.transform::<FMA>(data, load);
+        self.fft.transform::<FMA>(
+            data,
+            #[inline(always)]
+            |j| self.load(src, offsets, j),
+        );
         // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m.
         let m = self.fft.points();
         for k in 1..m / 2 {
@@ -353,7 +387,13 @@ impl<V: Vector> Drop for Lease<'_, V> {
 impl<V: Vector> LaneScratch<V> {
     /// No buffers (what a lease leaves behind when it gives its own back).
     fn empty() -> Self {
-        LaneScratch { short: Vec::new(), tables: Vec::new(), data: Vec::new(), power: Vec::new() }
+        LaneScratch {
+            short: Vec::new(),
+            tables: Vec::new(),
+            data: Vec::new(),
+            power: Vec::new(),
+            left: Vec::new(),
+        }
     }
 }
 

@@ -8,18 +8,26 @@ use crate::simd::Simd;
 
 /// A table cell's float type: f32 lays out constant-padded tables by 8x8 AVX2 transposes.
 pub trait Cell: Float + From<f32> + Into<f64> + Send + Sync {
-    /// `table[to + c · stride + r] = short[at + r · hop + c]` for `r < rows`, `c < hop`, in
-    /// 8x8 blocks; `false`, with nothing written, where that is not available.
+    /// `dst[to + j · dst_stride + i] = src[at + i · stride + j]` for `i < rows`, `j < cols`
+    /// (both multiples of 8), in 8x8 blocks; `false`, with nothing written, where that is not
+    /// available.
     fn transpose(
         simd: Simd,
-        short: &[f32],
-        at_hop: (usize, usize),
-        table: &mut [Self],
+        src: &[Self],
+        at_stride: (usize, usize),
+        dst: &mut [Self],
         to_stride: (usize, usize),
         rows: usize,
+        cols: usize,
     ) -> bool {
-        let _ = (simd, short, at_hop, table, to_stride, rows);
+        let _ = (simd, src, at_stride, dst, to_stride, rows, cols);
         false
+    }
+
+    /// An f32 slice as cells (`None` where cells are not f32).
+    fn cast(values: &[f32]) -> Option<&[Self]> {
+        let _ = values;
+        None
     }
 }
 
@@ -27,13 +35,19 @@ impl Cell for f32 {
     #[inline(always)]
     fn transpose(
         simd: Simd,
-        short: &[f32],
-        at_hop: (usize, usize),
-        table: &mut [f32],
+        src: &[f32],
+        at_stride: (usize, usize),
+        dst: &mut [f32],
         to_stride: (usize, usize),
         rows: usize,
+        cols: usize,
     ) -> bool {
-        crate::simd::transpose_blocks(simd, short, at_hop, table, to_stride, rows, at_hop.1)
+        crate::simd::transpose_blocks(simd, src, at_stride, dst, to_stride, rows, cols)
+    }
+
+    #[inline(always)]
+    fn cast(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
     }
 }
 
@@ -88,7 +102,8 @@ impl Layout {
     pub fn lay_out<T: Cell>(&self, simd: Simd, short: &[f32], padded: &mut [T], table: &mut [T]) {
         let (hop, rows) = (self.hop, self.rows);
         if let Some((lo, hi, first)) = self.block
-            && T::transpose(simd, short, (first, hop), table, (lo, rows), hi - lo)
+            && let Some(cells) = T::cast(short)
+            && T::transpose(simd, cells, (first, hop), table, (lo, rows), hi - lo, hop)
         {
             for row in table.chunks_exact_mut(rows) {
                 row[..lo].fill(T::zero());

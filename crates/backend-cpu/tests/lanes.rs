@@ -18,7 +18,11 @@ fn run(backend: &mut dyn Backend, signal: &[f32]) -> Vec<f32> {
 
 /// A configuration of `n_fft` whose short segments hold `frames` frames.
 fn config(n_fft: usize, frames: usize, scale: Scale) -> Config {
-    let hop = n_fft / 4;
+    config_with_hop(n_fft, n_fft / 4, frames, scale)
+}
+
+/// A configuration of `n_fft` and `hop` whose short segments hold `frames` frames.
+fn config_with_hop(n_fft: usize, hop: usize, frames: usize, scale: Scale) -> Config {
     let points = (frames - 1) * hop;
     let sample_rate = 16_384;
     let config = Config {
@@ -90,6 +94,30 @@ fn size(n_fft: usize, levels: &[Simd], tolerance: Tolerance) {
                 tolerance.passes(&report),
                 "n_fft {n_fft}, {frames} frames, {scale:?}, {simd:?}: {report}"
             );
+        }
+    }
+}
+
+/// One frame a short segment past the whole vectors, with `n_fft / hop` a multiple of 8 (as
+/// the defaults have): a whole vector of segments' last frames is copied out by 8x8 transposes,
+/// a part vector cell by cell; both against the reference, under every instruction set.
+#[test]
+fn the_last_frames_of_whole_vectors_of_segments_match_the_reference() {
+    let tolerance = Tolerance { class: ToleranceClass::Exact, precision: Precision::Cpu };
+    for simd in levels() {
+        let lanes = if simd == Simd::Avx512 { 16 } else { 8 };
+        for n_fft in [64, 256, 1024] {
+            let config = config_with_hop(n_fft, n_fft / 8, lanes + 1, Scale::Power);
+            let mut reference = ReferenceBackend::new(&config).unwrap();
+            // Seven long segments of three short ones: one whole vector of last frames (16
+            // lanes) or two (8), and a part one.
+            let long = (config.long_segment_scale * f64::from(config.sample_rate)).round() as usize;
+            let signal = &melkit_core::testing::signals(config.sample_rate, &[7 * long])[0];
+            let want = run(&mut reference, signal);
+            let mut backend = CpuBackend::with_simd(&config, CpuFft::Lanes, simd).unwrap();
+            assert_eq!(backend.lanes(), lanes);
+            let report = compare(&run(&mut backend, signal), &want);
+            assert!(tolerance.passes(&report), "n_fft {n_fft}, {simd:?}: {report}");
         }
     }
 }
