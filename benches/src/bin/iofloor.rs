@@ -5,7 +5,7 @@
 //! close melkit comes to what the machine's decoding and filesystem allow.
 //!
 //! ```text
-//! iofloor INPUT OUT FORMAT REPORT      FORMAT: npy, h5, npz or stacked-h5
+//! iofloor INPUT OUT FORMAT REPORT [WORKERS]    FORMAT: npy, h5, npz or stacked-h5
 //! ```
 //! Writes the run's report to REPORT (the same JSON as `melkit run --report`).
 
@@ -36,11 +36,16 @@ impl Backend for Zeros {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, out, format, report_path] = args.as_slice() else {
-        eprintln!("usage: iofloor INPUT OUT npy|h5|npz|stacked-h5 REPORT");
+    let (Some([input, out, format, report_path]), workers) =
+        (args.get(..4).and_then(|a| <&[String; 4]>::try_from(a).ok()), args.get(4))
+    else {
+        eprintln!("usage: iofloor INPUT OUT npy|h5|npz|stacked-h5 REPORT [WORKERS]");
         std::process::exit(2);
     };
-    let config = Config::default();
+    let mut config = Config::default();
+    if let Some(workers) = workers {
+        config.set("max_workers", workers)?;
+    }
     let backend = Box::new(Zeros(SegmentPlan::new(&config)?));
     let mut pipeline = Pipeline::with_backend(config, backend)?;
     let (out, inputs) = (PathBuf::from(out), [PathBuf::from(input)]);
