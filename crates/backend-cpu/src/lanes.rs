@@ -334,6 +334,21 @@ mod tests {
         every_lane_equals_the_direct_transform::<[f32; 8]>(1e-4);
     }
 
+    /// The AVX2 register of eight f32 lanes, where this CPU has AVX2 and FMA (the test says so
+    /// when it has not).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_avx2_register_lane_equals_the_direct_transform() {
+        if Simd::detect() < Simd::Avx2Fma {
+            eprintln!("no AVX2 and FMA on this CPU: the AVX2 registers are not tested here");
+            return;
+        }
+        Simd::Avx2Fma.run(
+            #[inline(always)]
+            || every_lane_equals_the_direct_transform::<crate::vector::F32x8>(1e-4),
+        );
+    }
+
     /// The AVX-512 registers (sixteen f32 lanes, eight f64), where this CPU has them (the test
     /// says so when it has not).
     #[test]

@@ -34,6 +34,9 @@ enum Precision {
     Single(Engine<f32>),
     Double(Engine<f64>),
     LanesSingle(LaneEngine<[f32; 8]>),
+    /// Eight f32 lanes in AVX2 registers.
+    #[cfg(target_arch = "x86_64")]
+    LanesAvx2(LaneEngine<vector::F32x8>),
     /// Sixteen f32 lanes in AVX-512 registers.
     #[cfg(target_arch = "x86_64")]
     LanesWide(LaneEngine<vector::F32x16>),
@@ -87,7 +90,8 @@ impl CpuBackend {
         let double = config.scale == Scale::Db;
         let simd = simd.min(Simd::detect());
         // Eight-lane arrays are vectorised by LLVM for AVX2 at most (under AVX-512 it merged
-        // their halves into shuffles and gathers); AVX-512 registers are intrinsics.
+        // their halves into shuffles and gathers); registers are intrinsics: AVX-512's, and
+        // AVX2's for f32 (about 20 % faster than the arrays there).
         let narrow = simd.min(Simd::Avx2Fma);
         let engine = match (fft, double, simd) {
             (CpuFft::Pairs, ..) => None,
@@ -101,6 +105,10 @@ impl CpuBackend {
             #[cfg(target_arch = "x86_64")]
             (CpuFft::Lanes, false, Simd::Avx512) => {
                 LaneEngine::new(config, &plan, simd).map(Precision::LanesWide)
+            }
+            #[cfg(target_arch = "x86_64")]
+            (CpuFft::Lanes, false, Simd::Avx2Fma) => {
+                LaneEngine::new(config, &plan, simd).map(Precision::LanesAvx2)
             }
             (CpuFft::Lanes, false, _) => {
                 LaneEngine::new(config, &plan, narrow).map(Precision::LanesSingle)
@@ -162,6 +170,8 @@ impl Backend for CpuBackend {
             Precision::Single(e) => e.compute(&self.plan, batch, out),
             Precision::Double(e) => e.compute(&self.plan, batch, out),
             Precision::LanesSingle(e) => e.compute(&self.plan, batch, out),
+            #[cfg(target_arch = "x86_64")]
+            Precision::LanesAvx2(e) => e.compute(&self.plan, batch, out),
             #[cfg(target_arch = "x86_64")]
             Precision::LanesWide(e) => e.compute(&self.plan, batch, out),
             Precision::LanesDouble(e) => e.compute(&self.plan, batch, out),

@@ -1,9 +1,10 @@
 //! The lane vectors the lane path computes on: one value per frame, a whole vector per
-//! operation. Arrays of eight (`[f32; 8]`, `[f64; 8]`) are plain Rust that LLVM vectorises
-//! (AVX2: one or two registers); with AVX-512, [`F32x16`] and [`F64x8`] hold their lanes in one
-//! register, written with intrinsics because LLVM's own vectorising of lane arrays under
-//! AVX-512 merged real and imaginary parts into shuffles, gathers and spills (measured 5x
-//! slower).
+//! operation. Arrays of eight (`[f32; 8]`, `[f64; 8]`) are plain Rust that LLVM vectorises (the
+//! baseline, and f64 with AVX2); [`F32x8`] (AVX2 + FMA) and, with AVX-512, [`F32x16`] and
+//! [`F64x8`] hold their lanes in one register, written with intrinsics: LLVM's own vectorising
+//! of lane arrays under AVX-512 merged real and imaginary parts into shuffles, gathers and
+//! spills (measured 5x slower), and under AVX2 the f32 arrays measured about 20 % slower than
+//! the same code on `__m256`.
 
 use crate::lanes::multiply_add;
 use crate::table::Cell;
@@ -19,7 +20,8 @@ pub trait Vector: Copy + Send + Sync + 'static {
     type P: Vector<T = f32>;
     /// Lanes.
     const L: usize;
-    /// Whether 32 vector registers hold these (AVX-512), so wider butterflies do not spill.
+    /// Whether 32 vector registers hold these (AVX-512), so wider butterflies do not spill
+    /// (on AVX2's 16, the fused last passes measured no faster).
     const WIDE: bool;
     /// `x` in every lane.
     fn splat(x: Self::T) -> Self;
@@ -105,15 +107,17 @@ array_vector!(f32);
 array_vector!(f64);
 
 #[cfg(target_arch = "x86_64")]
-pub use avx512::{F32x16, F64x8};
+pub use registers::{F32x8, F32x16, F64x8};
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+mod registers {
     #![allow(unsafe_code)]
-    //! AVX-512 registers as lane vectors (and the 256-bit f32 vector of the f64 path's power).
-    //! Only a lane engine built for [`crate::simd::Simd::Avx512`] (the CPU has AVX-512 F and
-    //! VL, AVX2 and FMA) makes one, and it runs its hot loops inside that dispatch, where the
-    //! intrinsics inline to single instructions.
+    //! SIMD registers as lane vectors. Only a lane engine built for
+    //! [`crate::simd::Simd::Avx512`] (the CPU has AVX-512 F and VL, AVX2 and FMA) makes an
+    //! [`F32x16`] or an [`F64x8`] (whose power is an [`F32x8`]), and only one built for
+    //! [`crate::simd::Simd::Avx2Fma`] or better makes an [`F32x8`] (it needs AVX and FMA); each
+    //! runs its hot loops inside that dispatch, where the intrinsics inline to single
+    //! instructions.
 
     use std::arch::x86_64::*;
 
@@ -121,7 +125,7 @@ mod avx512 {
 
     /// A lane vector over one register, its operations one intrinsic each.
     macro_rules! register_vector {
-        ($name:ident, $t:ty, $reg:ty, $l:literal, $p:ty, $to_p:expr,
+        ($name:ident, $t:ty, $reg:ty, $l:literal, $wide:literal, $p:ty, $to_p:expr,
          [$set1:ident, $loadu:ident, $storeu:ident, $add:ident, $sub:ident, $mul:ident,
           $fmadd:ident, $fmsub:ident]) => {
             #[doc = concat!(stringify!($l), " ", stringify!($t), " lanes in one register.")]
@@ -129,15 +133,14 @@ mod avx512 {
             #[repr(transparent)]
             pub struct $name($reg);
 
-            // SAFETY (every block below): the intrinsics need AVX-512 F and VL, AVX and FMA,
-            // which the CPU has wherever a value of this type exists (see the module's
-            // documentation); the loads and stores go through slices of at least `L` values,
-            // bounds-checked by the slicing.
+            // SAFETY (every block below): the intrinsics need what the module's documentation
+            // says of this type, which the CPU has wherever a value of it exists; the loads and
+            // stores go through slices of at least `L` values, bounds-checked by the slicing.
             impl Vector for $name {
                 type T = $t;
                 type P = $p;
                 const L: usize = $l;
-                const WIDE: bool = true;
+                const WIDE: bool = $wide;
                 #[inline(always)]
                 fn splat(x: $t) -> Self {
                     $name(unsafe { $set1(x) })
@@ -195,6 +198,7 @@ mod avx512 {
         f32,
         __m512,
         16,
+        true,
         F32x16,
         |v| v,
         [
@@ -213,6 +217,7 @@ mod avx512 {
         f64,
         __m512d,
         8,
+        true,
         F32x8,
         |v: F64x8| F32x8(unsafe { _mm512_cvtpd_ps(v.0) }),
         [
@@ -231,6 +236,7 @@ mod avx512 {
         f32,
         __m256,
         8,
+        false,
         F32x8,
         |v| v,
         [
