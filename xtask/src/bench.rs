@@ -7,8 +7,10 @@
 //!   (the reference backend on 20 files), in NPY and HDF5, with 1 worker and with all cores,
 //!   each with its peak RSS; the one-hour file with `--sample-length full`.
 //! - The I/O floor (`melkit-benches`' `iofloor`: the same run, decode to write, with a backend
-//!   that writes zeros) in npy, h5 and stacked-h5, and each `melkit run`'s share of it.
-//! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios.
+//!   that writes zeros) in npy, h5 and stacked-h5, and each `melkit run`'s share of it (three
+//!   alternated rounds of each, the best of each compared).
+//! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios;
+//!   then torchaudio and melkit's NPY run alternated three times, the best of each compared.
 //!
 //! Before every run the page cache is settled (dirty pages synced, the cache dropped when run as
 //! root, the inputs read back), so runs compare the same work.
@@ -120,22 +122,43 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     )?);
 
     // The I/O floor per format, beside the same run with compute: how close melkit comes to
-    // what decoding and this filesystem allow.
+    // what decoding and this filesystem allow. On a shared host one run of either moved by
+    // ±20 %, so the two alternate `FLOOR_ROUNDS` times and the best of each is kept.
     cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "iofloor"])?;
     let iofloor = root.join("target/release/iofloor");
     let mut floors = Vec::new();
     for format in ["npy", "h5", "stacked-h5"] {
-        // The run at every core in this format (npy and h5 were run above).
-        if format == "stacked-h5" {
-            runs.push(cpu_run(format, cores)?);
+        let (mut best_run, mut best_floor): (Option<Run>, Option<Run>) = (None, None);
+        for _ in 0..FLOOR_ROUNDS {
+            let run = cpu_run(format, cores)?;
+            let floor = run_floor(&iofloor, format, &native, &out)?;
+            best_run = Some(faster(best_run, run));
+            best_floor = Some(faster(best_floor, floor));
         }
-        let name = cpu_run_name(format, cores);
-        let with_compute = runs.iter().position(|r| r.name == name).context("no run to compare")?;
-        floors.push((run_floor(&iofloor, format, &native, &out)?, with_compute));
+        let (mut run, floor) =
+            (best_run.context("no run to compare")?, best_floor.context("no I/O floor")?);
+        run.name = format!("{}, best of {FLOOR_ROUNDS} beside its floor", run.name);
+        runs.push(run);
+        floors.push((floor, runs.len() - 1));
     }
 
-    let anchor_rows =
-        if anchors { run_anchors(root, &python, &native, cores)? } else { Vec::new() };
+    let all = "librosa_loop,librosa_batch,torchaudio_batch";
+    let mut anchor_rows =
+        if anchors { run_anchors(root, &python, &native, cores, all)? } else { Vec::new() };
+    // torchaudio again, alternated with melkit's NPY run, the best of each kept (each moved by
+    // ±20 % between single runs on a shared host).
+    if anchor_rows.iter().any(|(name, _)| name == "torchaudio_batch") {
+        let (mut best_run, mut best_torch): (Option<Run>, f64) = (None, 0.0);
+        for _ in 0..FLOOR_ROUNDS {
+            best_run = Some(faster(best_run, cpu_run("npy", cores)?));
+            let torch = run_anchors(root, &python, &native, cores, "torchaudio_batch")?;
+            best_torch = torch.iter().map(|(_, fps)| *fps).fold(best_torch, f64::max);
+        }
+        let mut run = best_run.context("no NPY run")?;
+        run.name = format!("{}, best of {FLOOR_ROUNDS} beside torchaudio", run.name);
+        anchor_rows.push((format!("torchaudio_batch, best of {FLOOR_ROUNDS}"), best_torch));
+        runs.push(run);
+    }
     // The profiler's timing model on this (idle) machine: what-ifs against real reruns, and an
     // honest rerun not flagged as a regression.
     cargo(&[
@@ -223,6 +246,17 @@ pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Alternated rounds of each `melkit run` and its I/O floor, the best of each compared.
+const FLOOR_ROUNDS: usize = 3;
+
+/// The faster of `best` (if any) and `run`.
+fn faster(best: Option<Run>, run: Run) -> Run {
+    match best {
+        Some(best) if best.files_per_s >= run.files_per_s => best,
+        _ => run,
+    }
+}
+
 /// The name of a `melkit run` on the CPU backend.
 fn cpu_run_name(format: &str, workers: usize) -> String {
     format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" })
@@ -287,12 +321,14 @@ fn timed(
     })
 }
 
-/// `anchors.py` on the same corpus, when librosa and torchaudio are importable.
+/// `anchors.py` (the anchors named in `only`, comma-separated) on the same corpus, when librosa
+/// and torchaudio are importable.
 fn run_anchors(
     root: &Path,
     python: &Path,
     corpus: &Path,
     cores: usize,
+    only: &str,
 ) -> Result<Vec<(String, f64)>> {
     let ok = Command::new(python)
         .args(["-c", "import librosa, torchaudio"])
@@ -308,7 +344,7 @@ fn run_anchors(
     let output = Command::new(python)
         .arg(root.join("../shared/bench/anchors.py"))
         .arg(corpus)
-        .args(["--workers", &cores.to_string()])
+        .args(["--workers", &cores.to_string(), "--only", only])
         .output()?;
     if !output.status.success() {
         bail!("anchors.py failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -433,11 +469,18 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
         f("parallel_fraction")
     );
     if !anchors.is_empty() {
-        let best = runs.first().map_or(0.0, |r| r.files_per_s);
+        // Each anchor against the NPY run of its round: the first run, or the best of the
+        // rounds alternated with torchaudio.
+        let first = runs.first().map_or(0.0, |r| r.files_per_s);
+        let alternated = runs.iter().find(|r| r.name.ends_with("beside torchaudio"));
         let _ = writeln!(md, "\n| anchor (same corpus, same run) | files/s | melkit npy is |");
         let _ = writeln!(md, "|---|---:|---:|");
         for (name, fps) in anchors {
-            let _ = writeln!(md, "| {name} | {fps:.1} | {:.1}× |", best / fps);
+            let melkit = match alternated {
+                Some(run) if name.contains("best of") => run.files_per_s,
+                _ => first,
+            };
+            let _ = writeln!(md, "| {name} | {fps:.1} | {:.1}× |", melkit / fps);
         }
     }
     md
