@@ -49,8 +49,8 @@ enum Precision {
 /// Which FFT path the CPU backend takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuFft {
-    /// Eight frames per transform, one per SIMD lane (power-of-two `n_fft` only; otherwise the
-    /// pair path).
+    /// Eight or sixteen frames per transform, one per SIMD lane (power-of-two `n_fft` only;
+    /// otherwise the pair path).
     Lanes,
     /// Two frames per complex rustfft transform (any `n_fft`).
     Pairs,
