@@ -98,9 +98,17 @@ pub fn transpose(simd: Simd, by_frame: &[f32], by_bin: &mut [f32], n_bins: usize
     }
 }
 
+/// Whether [`transpose_blocks`] transposes a `rows × cols` matrix under `simd` (AVX2 on
+/// x86-64, both sizes non-zero multiples of 8).
+#[inline(always)]
+pub fn blocks_fit(simd: Simd, rows: usize, cols: usize) -> bool {
+    let sizes = rows.is_multiple_of(8) && cols.is_multiple_of(8) && rows > 0 && cols > 0;
+    cfg!(target_arch = "x86_64") && simd >= Simd::Avx2Fma && sizes
+}
+
 /// Transposes the `rows × cols` matrix at `src[at + i * stride + j]` into
-/// `dst[to + j * dst_stride + i]`, in 8x8 blocks (`rows` and `cols` multiples of 8); `false`,
-/// with nothing written, without AVX2.
+/// `dst[to + j * dst_stride + i]`, in 8x8 blocks; `false`, with nothing written, where
+/// [`blocks_fit`] does not hold.
 #[inline(always)]
 pub fn transpose_blocks(
     simd: Simd,
@@ -112,12 +120,7 @@ pub fn transpose_blocks(
     cols: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if simd >= Simd::Avx2Fma
-        && rows.is_multiple_of(8)
-        && cols.is_multiple_of(8)
-        && rows > 0
-        && cols > 0
-    {
+    if blocks_fit(simd, rows, cols) {
         assert!(stride >= cols && dst_stride >= rows);
         assert!(at + (rows - 1) * stride + cols <= src.len());
         assert!(to + (cols - 1) * dst_stride + rows <= dst.len());

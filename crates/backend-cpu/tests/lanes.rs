@@ -99,8 +99,9 @@ fn size(n_fft: usize, levels: &[Simd], tolerance: Tolerance) {
 }
 
 /// One frame a short segment past the whole vectors, with `n_fft / hop` a multiple of 8 (as
-/// the defaults have): a whole vector of segments' last frames is copied out by 8x8 transposes,
-/// a part vector cell by cell; both against the reference, under every instruction set.
+/// the defaults have): with AVX2 or AVX-512 a whole vector of segments' last frames is copied
+/// out by 8x8 transposes and a part vector cell by cell (on the baseline both cell by cell);
+/// against the reference, under every instruction set the CPU has.
 #[test]
 fn the_last_frames_of_whole_vectors_of_segments_match_the_reference() {
     let tolerance = Tolerance { class: ToleranceClass::Exact, precision: Precision::Cpu };

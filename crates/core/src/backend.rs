@@ -164,7 +164,8 @@ impl StepTimings {
 pub struct Job {
     /// The signals to compute.
     pub batch: SignalBatch,
-    /// Their mel tensors, once the job is done.
+    /// Their mel tensors, once the job is done. It may arrive holding an earlier job's values:
+    /// a backend writes every value of it (the pipeline reuses buffers without zeroing them).
     pub out: Vec<f32>,
 }
 
@@ -223,7 +224,8 @@ pub trait Backend: Send {
     /// (`batch.output_len(plan)` values, long segment after long segment, each
     /// `[short_segment, mel_bin, time_frame]`), with the element-wise scaling
     /// ([`ElementScale`](crate::scale::ElementScale)) applied. The per-file scaling
-    /// ([`FileScale`](crate::scale::FileScale)) is left to the caller.
+    /// ([`FileScale`](crate::scale::FileScale)) is left to the caller. Every value of `out` is
+    /// written: it may hold an earlier call's values (the conformance suite fills it with NaN).
     ///
     /// # Errors
     /// A wrongly sized `out`, or a failure of the device.
