@@ -43,13 +43,16 @@ impl Simd {
     /// Runs `f`, compiled for this instruction set. `f` must be an `#[inline(always)]` closure
     /// whose hot loops inline too: a closure LLVM leaves out of line is compiled for the
     /// baseline alone (measured: the kernel ran as scalar SSE code until its closures were
-    /// marked).
+    /// marked). Crate-private: only a level the CPU has may run (engines are built for
+    /// `simd.min(Simd::detect())`; the tests check `detect` first), which a public function
+    /// could not promise.
     #[inline(always)]
-    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
         match self {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2Fma => {
-                // SAFETY: `Avx2Fma` is only chosen by `detect` when the CPU has AVX2 and FMA.
+                // SAFETY: this crate runs `Avx2Fma` only where `detect` returned it or better,
+                // which it does only when the CPU has AVX2 and FMA.
                 #[allow(unsafe_code)]
                 unsafe {
                     avx2_fma(f)
@@ -57,8 +60,8 @@ impl Simd {
             }
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => {
-                // SAFETY: `Avx512` is only chosen by `detect` when the CPU has AVX-512 F and VL,
-                // AVX2 and FMA.
+                // SAFETY: this crate runs `Avx512` only where `detect` returned it, which it does
+                // only when the CPU has AVX-512 F and VL, AVX2 and FMA.
                 #[allow(unsafe_code)]
                 unsafe {
                     avx512(f)
