@@ -122,41 +122,33 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     )?);
 
     // The I/O floor per format, beside the same run with compute: how close melkit comes to
-    // what decoding and this filesystem allow. On a shared host one run of either moved by
-    // ±20 %, so the two alternate `FLOOR_ROUNDS` times and the best of each is kept.
+    // what decoding and this filesystem allow (alternated, the best of each kept).
     cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "iofloor"])?;
     let iofloor = root.join("target/release/iofloor");
     let mut floors = Vec::new();
     for format in ["npy", "h5", "stacked-h5"] {
-        let (mut best_run, mut best_floor): (Option<Run>, Option<Run>) = (None, None);
-        for _ in 0..FLOOR_ROUNDS {
-            let run = cpu_run(format, cores)?;
-            let floor = run_floor(&iofloor, format, &native, &out)?;
-            best_run = Some(faster(best_run, run));
-            best_floor = Some(faster(best_floor, floor));
-        }
-        let (mut run, floor) =
-            (best_run.context("no run to compare")?, best_floor.context("no I/O floor")?);
-        run.name = format!("{}, best of {FLOOR_ROUNDS} beside its floor", run.name);
+        let floor = || run_floor(&iofloor, format, &native, &out);
+        let (run, rounds) = alternate(|| cpu_run(format, cores), floor, "its floor")?;
+        let floor = rounds.into_iter().reduce(faster).context("no I/O floor")?;
         runs.push(run);
         floors.push((floor, runs.len() - 1));
     }
 
+    // Each anchor: (name, files/s, melkit's NPY files/s in the same round).
+    let first = runs[0].files_per_s;
     let all = "librosa_loop,librosa_batch,torchaudio_batch";
-    let mut anchor_rows =
-        if anchors { run_anchors(root, &python, &native, cores, all)? } else { Vec::new() };
-    // torchaudio again, alternated with melkit's NPY run, the best of each kept (each moved by
-    // ±20 % between single runs on a shared host).
-    if anchor_rows.iter().any(|(name, _)| name == "torchaudio_batch") {
-        let (mut best_run, mut best_torch): (Option<Run>, f64) = (None, 0.0);
-        for _ in 0..FLOOR_ROUNDS {
-            best_run = Some(faster(best_run, cpu_run("npy", cores)?));
-            let torch = run_anchors(root, &python, &native, cores, "torchaudio_batch")?;
-            best_torch = torch.iter().map(|(_, fps)| *fps).fold(best_torch, f64::max);
-        }
-        let mut run = best_run.context("no NPY run")?;
-        run.name = format!("{}, best of {FLOOR_ROUNDS} beside torchaudio", run.name);
-        anchor_rows.push((format!("torchaudio_batch, best of {FLOOR_ROUNDS}"), best_torch));
+    let mut anchor_rows: Vec<(String, f64, f64)> = if anchors {
+        let rows = run_anchors(root, &python, &native, cores, all)?;
+        rows.into_iter().map(|(name, fps)| (name, fps, first)).collect()
+    } else {
+        Vec::new()
+    };
+    // torchaudio again, alternated with melkit's NPY run, the best of each kept.
+    if anchor_rows.iter().any(|(name, ..)| name == "torchaudio_batch") {
+        let torch = || run_anchors(root, &python, &native, cores, "torchaudio_batch");
+        let (run, rounds) = alternate(|| cpu_run("npy", cores), torch, "torchaudio")?;
+        let best = rounds.iter().flatten().map(|(_, fps)| *fps).fold(0.0, f64::max);
+        anchor_rows.push((format!("torchaudio_batch, best of {ROUNDS}"), best, run.files_per_s));
         runs.push(run);
     }
     // The profiler's timing model on this (idle) machine: what-ifs against real reruns, and an
@@ -202,7 +194,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "segments_per_s": r.segments_per_s, "ratio_to_limit": r.files_per_s / limit,
             "peak_rss_mb": r.rss_mb, "stage_seconds": r.stages,
         })).collect::<Vec<_>>(),
-        "anchors": anchor_rows.iter().map(|(n, f)| json!({"name": n, "files_per_s": f})).collect::<Vec<_>>(),
+        "anchors": anchor_rows.iter().map(|(n, f, melkit)| json!({
+            "name": n, "files_per_s": f, "melkit_npy_files_per_s": melkit,
+        })).collect::<Vec<_>>(),
         "io_floor": floors.iter().map(|(floor, run)| json!({
             "name": floor.name, "files_per_s": floor.files_per_s, "peak_rss_mb": floor.rss_mb,
             "stage_seconds": floor.stages, "run": runs[*run].name,
@@ -246,15 +240,35 @@ pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Alternated rounds of each `melkit run` and its I/O floor, the best of each compared.
-const FLOOR_ROUNDS: usize = 3;
+/// Alternated rounds of a `melkit run` and what it is compared with (its I/O floor,
+/// torchaudio): single runs of either moved by ±20 % on a shared host, so the best of each
+/// round is compared.
+const ROUNDS: usize = 3;
 
-/// The faster of `best` (if any) and `run`.
-fn faster(best: Option<Run>, run: Run) -> Run {
-    match best {
-        Some(best) if best.files_per_s >= run.files_per_s => best,
-        _ => run,
+/// The faster of two runs.
+fn faster(a: Run, b: Run) -> Run {
+    if a.files_per_s >= b.files_per_s { a } else { b }
+}
+
+/// `ROUNDS` alternated rounds of `melkit` and `other`: the fastest melkit run, its name saying
+/// what it ran `beside`, and every result of `other`.
+fn alternate<T>(
+    mut melkit: impl FnMut() -> Result<Run>,
+    mut other: impl FnMut() -> Result<T>,
+    beside: &str,
+) -> Result<(Run, Vec<T>)> {
+    let (mut best, mut others) = (None::<Run>, Vec::new());
+    for _ in 0..ROUNDS {
+        let run = melkit()?;
+        best = Some(match best {
+            Some(best) => faster(best, run),
+            None => run,
+        });
+        others.push(other()?);
     }
+    let mut best = best.context("no rounds")?;
+    best.name = format!("{}, best of {ROUNDS} beside {beside}", best.name);
+    Ok((best, others))
 }
 
 /// The name of a `melkit run` on the CPU backend.
@@ -391,7 +405,7 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores")
 }
 
-fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) -> String {
+fn table(report: &Value, runs: &[Run], anchors: &[(String, f64, f64)], limit: f64) -> String {
     let mut md = String::new();
     let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
     let _ = writeln!(
@@ -469,17 +483,9 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64)], limit: f64) ->
         f("parallel_fraction")
     );
     if !anchors.is_empty() {
-        // Each anchor against the NPY run of its round: the first run, or the best of the
-        // rounds alternated with torchaudio.
-        let first = runs.first().map_or(0.0, |r| r.files_per_s);
-        let alternated = runs.iter().find(|r| r.name.ends_with("beside torchaudio"));
         let _ = writeln!(md, "\n| anchor (same corpus, same run) | files/s | melkit npy is |");
         let _ = writeln!(md, "|---|---:|---:|");
-        for (name, fps) in anchors {
-            let melkit = match alternated {
-                Some(run) if name.contains("best of") => run.files_per_s,
-                _ => first,
-            };
+        for (name, fps, melkit) in anchors {
             let _ = writeln!(md, "| {name} | {fps:.1} | {:.1}× |", melkit / fps);
         }
     }

@@ -36,11 +36,13 @@ impl Backend for Zeros {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some([input, out, format, report_path]), workers) =
-        (args.get(..4).and_then(|a| <&[String; 4]>::try_from(a).ok()), args.get(4))
-    else {
-        eprintln!("usage: iofloor INPUT OUT npy|h5|npz|stacked-h5 REPORT [WORKERS]");
-        std::process::exit(2);
+    let (input, out, format, report_path, workers) = match args.as_slice() {
+        [input, out, format, report] => (input, out, format, report, None),
+        [input, out, format, report, workers] => (input, out, format, report, Some(workers)),
+        _ => {
+            eprintln!("usage: iofloor INPUT OUT npy|h5|npz|stacked-h5 REPORT [WORKERS]");
+            std::process::exit(2);
+        }
     };
     let mut config = Config::default();
     if let Some(workers) = workers {
