@@ -165,21 +165,18 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
-        let samples = batch.samples();
+        let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(STEPS);
-        out.par_chunks_mut(plan.long_output_len())
-            .zip(batch.long_starts().par_iter())
-            .for_each_init(
-                || self.scratch(plan),
-                |scratch, (dest, &start)| {
-                    let long = &samples[start..start + plan.long_len];
-                    let times = self.simd.run(
-                        #[inline(always)]
-                        || self.long_segment(plan, long, dest, scratch),
-                    );
-                    busy.add(times);
-                },
-            );
+        out.par_chunks_mut(plan.long_output_len()).zip(longs.par_iter()).for_each_init(
+            || self.scratch(plan),
+            |scratch, (dest, &long)| {
+                let times = self.simd.run(
+                    #[inline(always)]
+                    || self.long_segment(plan, long, dest, scratch),
+                );
+                busy.add(times);
+            },
+        );
         Ok(busy.timings())
     }
 

@@ -146,22 +146,22 @@ impl<V: Vector> LaneEngine<V> {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
-        let samples = batch.samples();
+        let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(LANE_STEPS);
         out.par_chunks_mut(plan.long_output_len() * self.task_longs)
-            .zip(batch.long_starts().par_chunks(self.task_longs))
+            .zip(longs.par_chunks(self.task_longs))
             .for_each_init(
                 || Lease::take(self, plan),
-                |lease, (dest, starts)| {
+                |lease, (dest, longs)| {
                     let scratch = &mut lease.scratch;
                     busy.add(match self.simd {
                         Simd::Avx2Fma | Simd::Avx512 => self.simd.run(
                             #[inline(always)]
-                            || self.task::<true>(plan, samples, starts, dest, scratch),
+                            || self.task::<true>(plan, longs, dest, scratch),
                         ),
                         Simd::Baseline => self.simd.run(
                             #[inline(always)]
-                            || self.task::<false>(plan, samples, starts, dest, scratch),
+                            || self.task::<false>(plan, longs, dest, scratch),
                         ),
                     });
                 },
@@ -169,18 +169,17 @@ impl<V: Vector> LaneEngine<V> {
         Ok(busy.timings())
     }
 
-    /// The long segments starting at `starts`, tile by tile; returns the time of the steps.
+    /// The long segments `longs`, tile by tile; returns the time of the steps.
     /// `FMA`: fused multiply-adds (only where the CPU has them).
     #[inline(always)]
     fn task<const FMA: bool>(
         &self,
         plan: &SegmentPlan,
-        samples: &[f32],
-        starts: &[usize],
+        longs: &[&[f32]],
         dest: &mut [f32],
         s: &mut LaneScratch<V>,
     ) -> [Duration; 2] {
-        let total = starts.len() * plan.n_short;
+        let total = longs.len() * plan.n_short;
         let per_short = plan.short_output_len();
         let mut times = [Duration::ZERO; 2];
         let mut clock = Instant::now();
@@ -193,8 +192,8 @@ impl<V: Vector> LaneEngine<V> {
             let shorts = self.tile_shorts.min(total - first);
             for q in 0..shorts {
                 let g = first + q;
-                let start = starts[g / plan.n_short] + (g % plan.n_short) * plan.short_hop;
-                self.table(&samples[start..start + plan.short_len], q, s);
+                let start = (g % plan.n_short) * plan.short_hop;
+                self.table(&longs[g / plan.n_short][start..start + plan.short_len], q, s);
             }
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
             self.groups::<FMA>(plan, shorts, out, s);

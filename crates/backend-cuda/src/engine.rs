@@ -214,7 +214,7 @@ impl<D: Device, R: Real> Engine<D, R> {
         let all: Vec<Chunk> = chunks::chunks(batch, plan, self.chunk_longs).collect();
         let need = chunks::largest(batch, plan, self.chunk_longs);
         let s = &mut self.slots[slot];
-        host(d, &mut s.host_in, batch.samples().len(), false)?;
+        host(d, &mut s.host_in, batch.samples_len(), false)?;
         host(d, &mut s.host_starts, batch.n_long(), false)?;
         host(d, &mut s.host_out, values, true)?;
         if !s.device.as_ref().is_some_and(|b| b.size.holds(need)) {
@@ -228,7 +228,9 @@ impl<D: Device, R: Real> Engine<D, R> {
         else {
             return Err(DeviceError::new("slot buffers missing"));
         };
-        D::write_host(host_in, 0, batch.samples())?;
+        for (start, part) in batch.parts() {
+            D::write_host(host_in, start, part)?;
+        }
         for chunk in &all {
             let rebased: Vec<u32> = chunk.starts(batch).collect();
             D::write_host(host_starts, chunk.longs.start, &rebased)?;

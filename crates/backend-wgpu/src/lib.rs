@@ -220,9 +220,10 @@ impl WgpuBackend {
         let groups_x = frames.min(self.gpu.max_groups_x());
         let groups_y = frames.div_ceil(groups_x);
         let params = self.params(frames, groups_x);
-        let signal = &batch.samples()[chunk.samples.clone()];
+        // Borrowed where one part of the batch holds the chunk's samples, else gathered.
+        let signal = batch.samples_in(chunk.samples.clone());
         let values = chunk.outputs(&self.plan).len();
-        let upload = (signal, rel.as_slice(), params.as_slice());
+        let upload = (signal.as_ref(), rel.as_slice(), params.as_slice());
         self.gpu.submit(slot, upload, (groups_x, groups_y), values, times).map_err(failed)
     }
 

@@ -104,13 +104,11 @@ impl Backend for ReferenceBackend {
         let started = Instant::now();
         let p = &self.plan;
         let (short_len, short_hop, n_short) = (p.short_len, p.short_hop, p.n_short);
-        let shorts = batch
-            .long_starts()
-            .iter()
-            .flat_map(|&start| (0..n_short).map(move |s| start + s * short_hop));
-        for (first, dest) in shorts.zip(out.chunks_exact_mut(p.short_output_len())) {
-            let short: Vec<f64> =
-                batch.samples()[first..first + short_len].iter().map(|&x| f64::from(x)).collect();
+        let shorts = batch.longs(p).flat_map(|long| {
+            (0..n_short).map(move |s| &long[s * short_hop..s * short_hop + short_len])
+        });
+        for (short, dest) in shorts.zip(out.chunks_exact_mut(p.short_output_len())) {
+            let short: Vec<f64> = short.iter().map(|&x| f64::from(x)).collect();
             for (d, v) in dest.iter_mut().zip(self.short_segment(&short)) {
                 *d = v as f32;
             }

@@ -11,6 +11,7 @@ use crate::backend::{Backend, SignalBatch};
 use crate::compare::{Precision, Tolerance, ToleranceClass, compare};
 use crate::config::Config;
 use crate::error::BackendError;
+use crate::plan::SegmentPlan;
 use crate::reference::ReferenceBackend;
 
 /// Builds the backend under test for a configuration.
@@ -112,11 +113,26 @@ fn config(name: &str) -> Config {
     config
 }
 
-fn run(backend: &mut dyn Backend, signals: &[&[f32]]) -> Vec<Vec<f32>> {
+/// A batch of `signals` in which every second one (the second, the fourth, ..) is handed over
+/// as a block of its own, as the pipeline hands over its decoded blocks, and the others are
+/// copied: its samples lie in several parts, and a backend must read each long segment where
+/// it lies.
+pub fn mixed_batch<S: AsRef<[f32]>>(plan: &SegmentPlan, signals: &[S]) -> SignalBatch {
     let mut batch = SignalBatch::new();
-    for s in signals {
-        batch.push(backend.plan(), s);
+    for (i, s) in signals.iter().enumerate() {
+        if i % 2 == 1 {
+            let mut own = SignalBatch::new();
+            let item = own.push(plan, s.as_ref());
+            batch.push_block(plan, own.samples_in(0..own.samples_len()).into_owned(), item.n_long);
+        } else {
+            batch.push(plan, s.as_ref());
+        }
     }
+    batch
+}
+
+fn run(backend: &mut dyn Backend, signals: &[&[f32]]) -> Vec<Vec<f32>> {
+    let batch = mixed_batch(backend.plan(), signals);
     let mut out = vec![f32::NAN; batch.output_len(backend.plan())];
     backend.compute(&batch, &mut out).unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
     batch

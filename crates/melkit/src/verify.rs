@@ -124,9 +124,9 @@ impl Verified {
         let picked = self.pick(batch.n_long());
         let plan = self.reference.plan().clone();
         let mut sub = SignalBatch::new();
+        let longs: Vec<&[f32]> = batch.longs(&plan).collect();
         for &i in &picked {
-            let start = batch.long_starts()[i];
-            sub.push_prepared(&plan, &batch.samples()[start..start + plan.long_len], 1);
+            sub.push_prepared(&plan, longs[i], 1);
         }
         let mut expected = vec![0.0; sub.output_len(&plan)];
         self.reference.compute(&sub, &mut expected)?;

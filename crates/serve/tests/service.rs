@@ -217,7 +217,7 @@ impl Backend for Poisoned {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
-        assert!(batch.samples().first() != Some(&0.5), "poisoned batch");
+        assert!(batch.longs(self.plan()).next().map(|l| l[0]) != Some(0.5), "poisoned batch");
         self.0.compute(batch, out)
     }
 }

@@ -252,7 +252,7 @@ impl Pipeline {
         stats.audio_seconds = source.audio_seconds();
         let block = source.next_block(path, source.n_long(), &mut stats.times)?;
         Ok(self.compute_one(
-            |batch, plan| batch.push_prepared(plan, &block.samples, block.n_long),
+            |batch, plan| batch.push_block(plan, block.samples, block.n_long),
             stats,
         )?)
     }
@@ -335,7 +335,8 @@ impl Pipeline {
     ) -> Result<(MelTensor, FileStats), BackendError> {
         let started = Instant::now();
         let mut batch = std::mem::take(&mut self.batch);
-        batch.clear();
+        // The last call's block (handed over by `process_file`) goes back for the next file.
+        batch.clear_with(source::recycle);
         let item = push(&mut batch, self.backend.plan());
         stats.times.add(Stage::Segment, started.elapsed());
         let computed = self.compute(&batch, &mut stats.times);
