@@ -114,9 +114,9 @@ impl<V: Vector> LaneFft<V> {
             [*a, *b, *c, *d] =
                 butterfly4::<V, FMA>(&load(j), &load(j + s), &load(j + 2 * s), &load(j + 3 * s), w);
         }
-        // With 32 registers the last radix-4 pass (span 2) and the radix-2 pass run fused, a
-        // block of eight values held at once; with AVX2's 16 that measured slower (spills).
-        let fuse = V::WIDE && self.radix2 && !rest.is_empty();
+        // The last radix-4 pass (span 2) and the radix-2 pass fused, a block of eight values
+        // held at once, where that measured faster (see `Vector::FUSED_LAST`).
+        let fuse = V::FUSED_LAST && self.radix2 && !rest.is_empty();
         let (middle, last) = rest.split_at(rest.len() - usize::from(fuse));
         for pass in middle {
             let s = pass.span;

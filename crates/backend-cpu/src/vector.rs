@@ -20,9 +20,11 @@ pub trait Vector: Copy + Send + Sync + 'static {
     type P: Vector<T = f32>;
     /// Lanes.
     const L: usize;
-    /// Whether 32 vector registers hold these (AVX-512), so wider butterflies do not spill
-    /// (on AVX2's 16, the fused last passes measured no faster).
-    const WIDE: bool;
+    /// Whether the transform's last radix-4 pass and its radix-2 pass run fused, eight values
+    /// held at once: with AVX-512's 32 registers (6 % faster), and on AVX2's 16 with `__m256`
+    /// registers (3 % faster on a Zen 3, no faster on an Intel AVX2 run); not on arrays, where
+    /// it measured slower.
+    const FUSED_LAST: bool;
     /// `x` in every lane.
     fn splat(x: Self::T) -> Self;
     /// The first `L` values of `src`.
@@ -52,7 +54,7 @@ macro_rules! array_vector {
             type T = $t;
             type P = [f32; 8];
             const L: usize = 8;
-            const WIDE: bool = false;
+            const FUSED_LAST: bool = false;
             #[inline(always)]
             fn splat(x: $t) -> Self {
                 [x; 8]
@@ -125,7 +127,7 @@ mod registers {
 
     /// A lane vector over one register, its operations one intrinsic each.
     macro_rules! register_vector {
-        ($name:ident, $t:ty, $reg:ty, $l:literal, $wide:literal, $p:ty, $to_p:expr,
+        ($name:ident, $t:ty, $reg:ty, $l:literal, $fused:literal, $p:ty, $to_p:expr,
          [$set1:ident, $loadu:ident, $storeu:ident, $add:ident, $sub:ident, $mul:ident,
           $fmadd:ident, $fmsub:ident]) => {
             #[doc = concat!(stringify!($l), " ", stringify!($t), " lanes in one register.")]
@@ -140,7 +142,7 @@ mod registers {
                 type T = $t;
                 type P = $p;
                 const L: usize = $l;
-                const WIDE: bool = $wide;
+                const FUSED_LAST: bool = $fused;
                 #[inline(always)]
                 fn splat(x: $t) -> Self {
                     $name(unsafe { $set1(x) })
@@ -236,7 +238,7 @@ mod registers {
         f32,
         __m256,
         8,
-        false,
+        true,
         F32x8,
         |v| v,
         [
