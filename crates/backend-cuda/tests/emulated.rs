@@ -69,7 +69,7 @@ fn overlapping() -> (Config, SignalBatch) {
     config.validate().unwrap();
     let plan = melkit_core::SegmentPlan::new(&config).unwrap();
     let lens = [plan.long_len + 6 * plan.long_hop, 300, plan.long_len + 2 * plan.long_hop - 5];
-    // The second file handed over as a block: the batch's samples lie in three parts.
+    // The second and third files handed over as blocks: the batch's samples lie in three parts.
     let batch = mixed_batch(&plan, &signals(config.sample_rate, &lens));
     (config, batch)
 }

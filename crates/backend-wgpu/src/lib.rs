@@ -38,6 +38,8 @@ pub struct WgpuBackend {
     chunk_longs: usize,
     /// The jobs submitted and not yet given back.
     stream: Stream,
+    /// A chunk's samples gathered from several parts of its batch, kept for the next chunk.
+    gathered: Vec<f32>,
 }
 
 fn unavailable(reason: impl ToString) -> BackendError {
@@ -95,7 +97,14 @@ impl WgpuBackend {
         };
         let limit = gpu.max_binding().min(chunk_bytes);
         let chunk_longs = chunks::longs_within(limit, chunks::bytes_per_long(&plan));
-        Ok(Some(WgpuBackend { plan, tables, gpu, chunk_longs, stream: Stream::default() }))
+        Ok(Some(WgpuBackend {
+            plan,
+            tables,
+            gpu,
+            chunk_longs,
+            stream: Stream::default(),
+            gathered: Vec::new(),
+        }))
     }
 
     /// The adapter this backend computes on.
@@ -220,11 +229,21 @@ impl WgpuBackend {
         let groups_x = frames.min(self.gpu.max_groups_x());
         let groups_y = frames.div_ceil(groups_x);
         let params = self.params(frames, groups_x);
-        // Borrowed where one part of the batch holds the chunk's samples, else gathered.
-        let signal = batch.samples_in(chunk.samples.clone());
+        // Borrowed where one part of the batch holds the chunk's samples, else gathered into
+        // the buffer kept for that.
+        let mut gathered = std::mem::take(&mut self.gathered);
+        let signal = match batch.within_part(chunk.samples.clone()) {
+            Some(samples) => samples,
+            None => {
+                batch.gather(chunk.samples.clone(), &mut gathered);
+                &gathered
+            }
+        };
         let values = chunk.outputs(&self.plan).len();
-        let upload = (signal.as_ref(), rel.as_slice(), params.as_slice());
-        self.gpu.submit(slot, upload, (groups_x, groups_y), values, times).map_err(failed)
+        let upload = (signal, rel.as_slice(), params.as_slice());
+        let submitted = self.gpu.submit(slot, upload, (groups_x, groups_y), values, times);
+        self.gathered = gathered;
+        submitted.map_err(failed)
     }
 
     /// Waits for the streamed chunk in `slot`, if any, and copies it into its job's output (or

@@ -36,7 +36,7 @@ fn many_chunks_give_what_one_chunk_gives() {
     let per_long = whole.plan().long_output_len() as u64 * 4;
     let mut chunked = WgpuBackend::with_chunk_bytes(&config, 3 * per_long).unwrap();
     let mut whole = whole;
-    // The 3 s file handed over as a block: chunks cross from one part of the batch to the next.
+    // The 3 s and 0.1 s files handed over as blocks: chunks cross from part to part.
     let batch = mixed_batch(whole.plan(), &signals(4096, &[4096 * 7 + 5, 4096 * 3, 400]));
     let mut a = vec![f32::NAN; batch.output_len(whole.plan())];
     let mut b = vec![f32::NAN; a.len()];

@@ -161,40 +161,80 @@ impl SignalBatch {
     }
 
     /// The samples `range` of the batch laid end to end: borrowed where one part holds them
-    /// all, else gathered.
+    /// all, else gathered into a new buffer (see [`gather`](Self::gather) to reuse one).
     ///
     /// # Panics
     /// When `range` is not within [`samples_len`](Self::samples_len).
     pub fn samples_in(&self, range: Range<usize>) -> Cow<'_, [f32]> {
-        assert!(
-            range.start <= range.end && range.end <= self.len,
-            "samples {range:?} of {}",
-            self.len
-        );
-        let first = self.parts.partition_point(|p| p.start + p.samples.len() <= range.start);
-        match self.parts.get(first) {
-            Some(p) if range.end <= p.start + p.samples.len() => {
-                Cow::Borrowed(&p.samples[range.start - p.start..range.end - p.start])
-            }
-            _ => {
-                let mut out = Vec::with_capacity(range.len());
-                for p in &self.parts[first..] {
-                    let (from, to) =
-                        (range.start.max(p.start), range.end.min(p.start + p.samples.len()));
-                    if from >= to {
-                        break;
-                    }
-                    out.extend_from_slice(&p.samples[from - p.start..to - p.start]);
-                }
+        match self.within_part(range.clone()) {
+            Some(samples) => Cow::Borrowed(samples),
+            None => {
+                let mut out = Vec::new();
+                self.gather(range, &mut out);
                 Cow::Owned(out)
             }
         }
     }
 
+    /// The samples `range` of the batch laid end to end where one part holds them all; `None`
+    /// where they cross parts.
+    ///
+    /// # Panics
+    /// When `range` is not within [`samples_len`](Self::samples_len).
+    pub fn within_part(&self, range: Range<usize>) -> Option<&[f32]> {
+        self.check_range(&range);
+        if range.is_empty() {
+            return Some(&[]);
+        }
+        let p = self.parts.get(self.first_part(range.start))?;
+        (range.end <= p.start + p.samples.len())
+            .then(|| &p.samples[range.start - p.start..range.end - p.start])
+    }
+
+    /// Copies the samples `range` of the batch laid end to end into `out`, replacing what it
+    /// held (its memory is kept, so a caller can reuse one buffer for every chunk).
+    ///
+    /// # Panics
+    /// When `range` is not within [`samples_len`](Self::samples_len).
+    pub fn gather(&self, range: Range<usize>, out: &mut Vec<f32>) {
+        self.check_range(&range);
+        out.clear();
+        out.reserve(range.len());
+        for p in &self.parts[self.first_part(range.start)..] {
+            if p.start >= range.end {
+                break;
+            }
+            let (from, to) = (range.start.max(p.start), range.end.min(p.start + p.samples.len()));
+            out.extend_from_slice(&p.samples[from - p.start..to - p.start]);
+        }
+    }
+
+    /// Panics unless `range` lies within the batch's samples.
+    fn check_range(&self, range: &Range<usize>) {
+        assert!(
+            range.start <= range.end && range.end <= self.len,
+            "samples {range:?} of {}",
+            self.len
+        );
+    }
+
+    /// The first part that holds samples at or after `at` (the number of parts when none does).
+    fn first_part(&self, at: usize) -> usize {
+        self.parts.partition_point(|p| p.start + p.samples.len() <= at)
+    }
+
+    /// The samples of the batch's long segment `i` (`long_len` of them), where they lie.
+    ///
+    /// # Panics
+    /// When `i` is not below [`n_long`](Self::n_long).
+    pub fn long(&self, plan: &SegmentPlan, i: usize) -> &[f32] {
+        let (part, at) = self.long_at[i];
+        &self.parts[part].samples[at..at + plan.long_len]
+    }
+
     /// The samples of every long segment of the batch (`long_len` each), in order.
-    pub fn longs<'a>(&'a self, plan: &SegmentPlan) -> impl Iterator<Item = &'a [f32]> + 'a {
-        let long_len = plan.long_len;
-        self.long_at.iter().map(move |&(part, at)| &self.parts[part].samples[at..at + long_len])
+    pub fn longs<'a>(&'a self, plan: &'a SegmentPlan) -> impl Iterator<Item = &'a [f32]> + 'a {
+        (0..self.n_long()).map(move |i| self.long(plan, i))
     }
 
     /// The start, in the samples laid end to end, of every long segment of the batch.
@@ -278,9 +318,10 @@ mod tests {
         assert_eq!(batch.samples_in(1499..1501).as_ref(), &[0.5, 0.0]);
     }
 
-    /// Copies and handed-over blocks mixed: every long segment, every range (within a part and
-    /// across parts) and the parts laid end to end give the same samples as one buffer would,
-    /// and clearing gives back exactly the blocks handed over.
+    /// Copies and handed-over blocks mixed (a block first, two blocks in a row, copies after
+    /// a block): every long segment, every range (within a part and across each boundary),
+    /// the parts laid end to end and a gathered range give the same samples as one buffer
+    /// would, and clearing gives back exactly the blocks handed over.
     #[test]
     fn blocks_and_copies_read_as_one_buffer() {
         let plan = SegmentPlan::new(&Config::default()).unwrap();
@@ -289,11 +330,15 @@ mod tests {
         };
         let mut batch = SignalBatch::new();
         let mut whole = Vec::new();
+        let mut gathered = Vec::new();
         for round in 0..2 {
-            let pieces = [(2, 1e6, true), (1, 2e6, false), (3, 3e6, false), (1, 4e6, true)];
+            let pieces =
+                [(2, 1e6, true), (1, 2e6, true), (1, 3e6, false), (2, 4e6, false), (2, 5e6, true)];
+            let mut boundaries = Vec::new();
             for (n_long, base, handed) in pieces {
                 let samples = block(n_long, base);
                 whole.extend_from_slice(&samples);
+                boundaries.push(whole.len());
                 let item = if handed {
                     batch.push_block(&plan, samples, n_long)
                 } else {
@@ -302,25 +347,34 @@ mod tests {
                 assert_eq!(item.n_long, n_long);
             }
             assert_eq!(batch.samples_len(), whole.len());
-            // Block, copies (one part), block.
-            assert_eq!(batch.parts().count(), 3, "round {round}");
+            // Block, block, copies (one part), block.
+            assert_eq!(batch.parts().count(), 4, "round {round}");
             let laid: Vec<f32> = batch.parts().flat_map(|(_, p)| p.iter().copied()).collect();
             assert_eq!(laid, whole);
             for (start, part) in batch.parts() {
                 assert_eq!(&whole[start..start + part.len()], part);
             }
-            let longs: Vec<&[f32]> = batch.longs(&plan).collect();
-            assert_eq!(longs.len(), 7);
-            for (long, &start) in longs.iter().zip(batch.long_starts()) {
-                assert_eq!(*long, &whole[start..start + plan.long_len]);
+            assert_eq!(batch.longs(&plan).count(), 8);
+            for (i, &start) in batch.long_starts().iter().enumerate() {
+                assert_eq!(batch.long(&plan, i), &whole[start..start + plan.long_len]);
             }
             let end = whole.len();
-            for range in [0..10, 100..3000, 2100..3000, 2040..2060, 0..end, end..end] {
-                assert_eq!(batch.samples_in(range.clone()).as_ref(), &whole[range]);
+            let mut ranges = vec![0..10, 100..3000, 0..end, end..end];
+            for &b in &boundaries {
+                ranges.extend([b - 7..b, b - 7..(b + 9).min(end), b.saturating_sub(3000)..end]);
+            }
+            for range in ranges {
+                assert_eq!(batch.samples_in(range.clone()).as_ref(), &whole[range.clone()]);
+                batch.gather(range.clone(), &mut gathered);
+                assert_eq!(gathered, &whole[range.clone()]);
+                let within = batch
+                    .parts()
+                    .any(|(start, part)| start <= range.start && range.end <= start + part.len());
+                assert_eq!(batch.within_part(range.clone()).is_some(), within, "{range:?}");
             }
             let mut given = Vec::new();
             batch.clear_with(|b| given.push(b[0]));
-            assert_eq!(given, [1e6, 4e6]);
+            assert_eq!(given, [1e6, 2e6, 5e6]);
             assert!(batch.is_empty() && batch.samples_len() == 0 && batch.n_long() == 0);
             whole.clear();
         }

@@ -113,19 +113,19 @@ fn config(name: &str) -> Config {
     config
 }
 
-/// A batch of `signals` in which every second one (the second, the fourth, ..) is handed over
-/// as a block of its own, as the pipeline hands over its decoded blocks, and the others are
-/// copied: its samples lie in several parts, and a backend must read each long segment where
-/// it lies.
+/// A batch of `signals` in which every one is handed over as a block of its own, as the
+/// pipeline hands over its decoded blocks, except every third (the first, the fourth, ..),
+/// which is copied: its samples lie in several parts, blocks follow blocks and copies, and a
+/// backend must read each long segment where it lies.
 pub fn mixed_batch<S: AsRef<[f32]>>(plan: &SegmentPlan, signals: &[S]) -> SignalBatch {
     let mut batch = SignalBatch::new();
     for (i, s) in signals.iter().enumerate() {
-        if i % 2 == 1 {
+        if i % 3 == 0 {
+            batch.push(plan, s.as_ref());
+        } else {
             let mut own = SignalBatch::new();
             let item = own.push(plan, s.as_ref());
             batch.push_block(plan, own.samples_in(0..own.samples_len()).into_owned(), item.n_long);
-        } else {
-            batch.push(plan, s.as_ref());
         }
     }
     batch
