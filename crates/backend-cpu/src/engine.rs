@@ -18,11 +18,11 @@ use melkit_core::mel::MelFilterbank;
 use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
-use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 use rustfft::num_traits::Float;
 use rustfft::{Fft, FftNum, FftPlanner};
 
+use crate::for_each_task;
 use crate::mel::SparseMel;
 use crate::simd::Simd;
 
@@ -158,21 +158,26 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         }
     }
 
-    /// Every long segment of `batch` into `out` (already checked to fit), in parallel.
+    /// Every long segment of `batch` into `out` (already checked to fit), over rayon's threads
+    /// where `parallel`, else on the calling thread.
     pub fn compute(
         &self,
         plan: &SegmentPlan,
         batch: &SignalBatch,
         out: &mut [f32],
+        parallel: bool,
     ) -> Result<StepTimings, BackendError> {
         let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(STEPS);
-        out.par_chunks_mut(plan.long_output_len()).zip(longs.par_iter()).for_each_init(
+        for_each_task(
+            (out, plan.long_output_len()),
+            (&longs, 1),
+            parallel,
             || self.scratch(plan),
-            |scratch, (dest, &long)| {
+            |scratch, (dest, long)| {
                 let times = self.simd.run(
                     #[inline(always)]
-                    || self.long_segment(plan, long, dest, scratch),
+                    || self.long_segment(plan, long[0], dest, scratch),
                 );
                 busy.add(times);
             },

@@ -19,12 +19,12 @@ use melkit_core::mel::MelFilterbank;
 use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
-use rayon::prelude::*;
 use rustfft::num_traits::{NumCast, Zero};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Busy, Power};
+use crate::for_each_task;
 use crate::lanes::{Cv, LaneFft};
 use crate::mel::SparseMel;
 use crate::simd::Simd;
@@ -139,33 +139,36 @@ impl<V: Vector> LaneEngine<V> {
         }
     }
 
-    /// Every long segment of `batch` into `out` (already checked to fit), in parallel.
+    /// Every long segment of `batch` into `out` (already checked to fit), over rayon's threads
+    /// where `parallel`, else on the calling thread.
     pub fn compute(
         &self,
         plan: &SegmentPlan,
         batch: &SignalBatch,
         out: &mut [f32],
+        parallel: bool,
     ) -> Result<StepTimings, BackendError> {
         let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(LANE_STEPS);
-        out.par_chunks_mut(plan.long_output_len() * self.task_longs)
-            .zip(longs.par_chunks(self.task_longs))
-            .for_each_init(
-                || Lease::take(self, plan),
-                |lease, (dest, longs)| {
-                    let scratch = &mut lease.scratch;
-                    busy.add(match self.simd {
-                        Simd::Avx2Fma | Simd::Avx512 => self.simd.run(
-                            #[inline(always)]
-                            || self.task::<true>(plan, longs, dest, scratch),
-                        ),
-                        Simd::Baseline => self.simd.run(
-                            #[inline(always)]
-                            || self.task::<false>(plan, longs, dest, scratch),
-                        ),
-                    });
-                },
-            );
+        for_each_task(
+            (out, plan.long_output_len() * self.task_longs),
+            (&longs, self.task_longs),
+            parallel,
+            || Lease::take(self, plan),
+            |lease, (dest, longs)| {
+                let scratch = &mut lease.scratch;
+                busy.add(match self.simd {
+                    Simd::Avx2Fma | Simd::Avx512 => self.simd.run(
+                        #[inline(always)]
+                        || self.task::<true>(plan, longs, dest, scratch),
+                    ),
+                    Simd::Baseline => self.simd.run(
+                        #[inline(always)]
+                        || self.task::<false>(plan, longs, dest, scratch),
+                    ),
+                });
+            },
+        );
         Ok(busy.timings())
     }
 

@@ -164,20 +164,60 @@ impl Backend for CpuBackend {
         batch: &SignalBatch,
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError> {
+        self.run(batch, out, true)
+    }
+
+    fn compute_here(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        self.run(batch, out, false)
+    }
+}
+
+impl CpuBackend {
+    /// Computes `batch` into `out`, over rayon's threads where `parallel`, else on this one.
+    fn run(
+        &self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+        parallel: bool,
+    ) -> Result<StepTimings, BackendError> {
         check_output(&self.plan, batch, out)?;
+        let (plan, p) = (&self.plan, parallel);
         // The steps' thread-time, summed over the workers (their sum is the CPU time spent).
         match &self.engine {
-            Precision::Single(e) => e.compute(&self.plan, batch, out),
-            Precision::Double(e) => e.compute(&self.plan, batch, out),
-            Precision::LanesSingle(e) => e.compute(&self.plan, batch, out),
+            Precision::Single(e) => e.compute(plan, batch, out, p),
+            Precision::Double(e) => e.compute(plan, batch, out, p),
+            Precision::LanesSingle(e) => e.compute(plan, batch, out, p),
             #[cfg(target_arch = "x86_64")]
-            Precision::LanesAvx2(e) => e.compute(&self.plan, batch, out),
+            Precision::LanesAvx2(e) => e.compute(plan, batch, out, p),
             #[cfg(target_arch = "x86_64")]
-            Precision::LanesWide(e) => e.compute(&self.plan, batch, out),
-            Precision::LanesDouble(e) => e.compute(&self.plan, batch, out),
+            Precision::LanesWide(e) => e.compute(plan, batch, out, p),
+            Precision::LanesDouble(e) => e.compute(plan, batch, out, p),
             #[cfg(target_arch = "x86_64")]
-            Precision::LanesDoubleWide(e) => e.compute(&self.plan, batch, out),
+            Precision::LanesDoubleWide(e) => e.compute(plan, batch, out, p),
         }
+    }
+}
+
+/// Runs `work` on each task: `out` in chunks of `out_chunk` values beside `longs` in chunks
+/// of `long_chunk`, each worker with its own state from `init`; over rayon's threads where
+/// `parallel`, else in order on this thread with one state.
+pub(crate) fn for_each_task<S>(
+    (out, out_chunk): (&mut [f32], usize),
+    (longs, long_chunk): (&[&[f32]], usize),
+    parallel: bool,
+    init: impl Fn() -> S + Send + Sync,
+    work: impl Fn(&mut S, (&mut [f32], &[&[f32]])) + Send + Sync,
+) {
+    use rayon::prelude::*;
+    if parallel {
+        out.par_chunks_mut(out_chunk).zip(longs.par_chunks(long_chunk)).for_each_init(init, work);
+    } else {
+        let mut state = init();
+        out.chunks_mut(out_chunk).zip(longs.chunks(long_chunk)).for_each(|t| work(&mut state, t));
     }
 }
 

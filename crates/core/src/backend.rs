@@ -117,6 +117,21 @@ pub trait Backend: Send {
         out: &mut [f32],
     ) -> Result<StepTimings, BackendError>;
 
+    /// Computes as [`compute`](Self::compute) does, on the calling thread alone: a pipeline
+    /// of one worker calls this instead of handing the call to a worker thread (two thread
+    /// switches per call). The default calls `compute`, which is right for a backend that
+    /// spreads no work over rayon's threads.
+    ///
+    /// # Errors
+    /// As [`compute`](Self::compute).
+    fn compute_here(
+        &mut self,
+        batch: &SignalBatch,
+        out: &mut [f32],
+    ) -> Result<StepTimings, BackendError> {
+        self.compute(batch, out)
+    }
+
     /// Starts computing `job`, and gives back the oldest job submitted earlier once it is done,
     /// if any: jobs come back in the order they were submitted, each exactly once, the last
     /// ones through [`flush`](Self::flush). The default computes `job` at once and gives it

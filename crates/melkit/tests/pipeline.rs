@@ -249,3 +249,25 @@ fn a_backend_built_for_another_configuration_is_refused() {
         melkit::create_backend(BackendKind::Cpu, &config(&[("max_workers", "1")])).unwrap();
     assert!(Pipeline::with_backend(Config::default(), backend).is_ok());
 }
+
+/// Several signals in one call give what each gives alone, on one worker (the calling thread
+/// computes) and on two (the pool computes), in power and in dB.
+#[test]
+fn signals_in_one_call_give_what_each_gives_alone_on_one_worker_or_two() {
+    let signals: Vec<Vec<f32>> = [40_960usize, 9_000, 70_000]
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| (0..n).map(|i| ((i * (k + 3)) as f32 * 0.013).sin() * 0.4).collect())
+        .collect();
+    let refs: Vec<&[f32]> = signals.iter().map(Vec::as_slice).collect();
+    for scale in ["power", "db"] {
+        let mut alone = Pipeline::new(config(&[("scale", scale)]), BackendKind::Cpu).unwrap();
+        let want: Vec<_> = signals.iter().map(|s| alone.process_signal(s, 4096).unwrap()).collect();
+        for workers in ["1", "2"] {
+            let c = config(&[("scale", scale), ("max_workers", workers)]);
+            let got = Pipeline::new(c, BackendKind::Cpu).unwrap().process_signals(&refs).unwrap();
+            assert!(got == want, "{scale}, {workers} workers");
+            assert!(got.iter().all(|t| t.data().iter().all(|v| v.is_finite())), "{scale}");
+        }
+    }
+}

@@ -119,24 +119,34 @@ fn a_broken_backend_falls_back_and_every_output_is_still_right() {
     assert!(s.fallback_batches >= 2 && s.checked >= 1, "{s:?}");
 }
 
+/// One file at a time, on one worker (the calling thread computes, `compute_here`) and on
+/// two (the pool computes).
 #[test]
 fn one_file_at_a_time_is_checked_too() {
     let dir = tempfile::tempdir().unwrap();
     let input = corpus(dir.path()).join("tones_4096_pcm16.wav");
     let mut plain = Pipeline::with_backend(config(), cpu()).unwrap();
     let (want, _) = plain.process_file(&input).unwrap();
-    let verified = Verified::new(cpu(), &config(), 0.2, OnMismatch::Fail, None, 7).unwrap();
-    let stats = verified.stats();
-    let mut pipeline = Pipeline::with_backend(config(), Box::new(verified)).unwrap();
-    let (got, _) = pipeline.process_file(&input).unwrap();
-    assert_eq!(got, want);
-    assert!(stats.lock().unwrap().checked >= 1);
-    let verified = Verified::new(broken(), &config(), 0.05, OnMismatch::Fail, None, 7).unwrap();
-    let mut pipeline = Pipeline::with_backend(config(), Box::new(verified)).unwrap();
-    let e = pipeline.process_file(&input).unwrap_err().to_string();
-    assert!(e.contains("verification failed: backend perturbed differs"), "{e}");
-    let verified =
-        Verified::new(broken(), &config(), 0.05, OnMismatch::Fallback, Some(cpu()), 7).unwrap();
-    let mut pipeline = Pipeline::with_backend(config(), Box::new(verified)).unwrap();
-    assert_eq!(pipeline.process_file(&input).unwrap().0, want);
+    for workers in ["1", "2"] {
+        let with_workers = || {
+            let mut c = config();
+            c.set("max_workers", workers).unwrap();
+            c
+        };
+        let verified = Verified::new(cpu(), &config(), 0.2, OnMismatch::Fail, None, 7).unwrap();
+        let stats = verified.stats();
+        let mut pipeline = Pipeline::with_backend(with_workers(), Box::new(verified)).unwrap();
+        let (got, _) = pipeline.process_file(&input).unwrap();
+        assert_eq!(got, want, "{workers} workers");
+        assert!(stats.lock().unwrap().checked >= 1, "{workers} workers");
+        let verified = Verified::new(broken(), &config(), 0.05, OnMismatch::Fail, None, 7).unwrap();
+        let mut pipeline = Pipeline::with_backend(with_workers(), Box::new(verified)).unwrap();
+        let e = pipeline.process_file(&input).unwrap_err().to_string();
+        assert!(e.contains("verification failed: backend perturbed differs"), "{e}");
+        let fallback = Some(cpu());
+        let verified =
+            Verified::new(broken(), &config(), 0.05, OnMismatch::Fallback, fallback, 7).unwrap();
+        let mut pipeline = Pipeline::with_backend(with_workers(), Box::new(verified)).unwrap();
+        assert_eq!(pipeline.process_file(&input).unwrap().0, want, "{workers} workers");
+    }
 }

@@ -157,17 +157,21 @@ fn thread_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool, 
         .map_err(|e| Error::Threads { workers: threads, reason: e.to_string() })
 }
 
-/// One signal of [`Pipeline::process_signals`] on a host backend, computed (on the calling
-/// thread) into the buffer its tensor keeps.
+/// One signal of [`Pipeline::process_signals`] on a host backend, computed into the buffer its
+/// tensor keeps: over the pool's threads, or on the calling thread alone where `here`.
 fn signal_tensor(
     backend: &mut dyn Backend,
     scale: FileScale,
     signal: &[f32],
+    here: bool,
 ) -> Result<MelTensor, Error> {
     let mut batch = SignalBatch::new();
     let item = batch.push(backend.plan(), signal);
     let mut out = vec![0.0; batch.output_len(backend.plan())];
-    backend.compute(&batch, &mut out)?;
+    match here {
+        true => backend.compute_here(&batch, &mut out)?,
+        false => backend.compute(&batch, &mut out)?,
+    };
     scale.apply(&mut out);
     Ok(MelTensor::new(out, backend.plan().shape(item.n_long)))
 }
@@ -307,9 +311,14 @@ impl Pipeline {
             // On the CPU one call per signal costs nothing more, and each signal's output
             // becomes its tensor without a copy; all of them in one visit to the pool.
             let (pool, backend, scale) = (&self.pool, &mut self.backend, self.file_scale);
-            return pool.install(|| {
-                signals.iter().map(|s| signal_tensor(backend.as_mut(), scale, s)).collect()
-            });
+            let mut all = |here| {
+                let backend = backend.as_mut();
+                signals.iter().map(|s| signal_tensor(backend, scale, s, here)).collect()
+            };
+            return match self.workers {
+                1 => all(true),
+                _ => pool.install(|| all(false)),
+            };
         }
         let mut batch = SignalBatch::new();
         let items: Vec<BatchItem> =
@@ -364,7 +373,12 @@ impl Pipeline {
         let mut out = vec![0.0; batch.output_len(self.backend.plan())];
         let started = Instant::now();
         let (pool, backend) = (&self.pool, &mut self.backend);
-        let result = pool.install(|| backend.compute(batch, &mut out));
+        // One worker: this thread is it (a hand-over to the pool's thread and back would cost
+        // two thread switches).
+        let result = match self.workers {
+            1 => backend.compute_here(batch, &mut out),
+            _ => pool.install(|| backend.compute(batch, &mut out)),
+        };
         times.add(Stage::Compute, compute_time(&result, started.elapsed()));
         result.map(|_| out)
     }
