@@ -160,6 +160,17 @@ impl SignalBatch {
         self.parts.iter().map(|p| (p.start, p.samples.as_slice()))
     }
 
+    /// Every sample of the batch, signal after signal: borrowed where one part holds them all
+    /// (a batch only pushed to), else gathered into a new buffer.
+    #[deprecated(
+        since = "0.1.0",
+        note = "a batch's samples may lie in several parts: read them with `parts`, \
+                `samples_in` or `gather`, or each long segment with `long`/`longs`"
+    )]
+    pub fn samples(&self) -> Cow<'_, [f32]> {
+        self.samples_in(0..self.len)
+    }
+
     /// The samples `range` of the batch laid end to end: borrowed where one part holds them
     /// all, else gathered into a new buffer (see [`gather`](Self::gather) to reuse one).
     ///
@@ -304,6 +315,22 @@ mod tests {
         assert_eq!(&samples[40960..40961], &[2.0]);
         assert_eq!(samples[40960 + 100], 0.0);
         assert_eq!(batch.output_len(&plan), 80 * 2 * 64 * 17);
+    }
+
+    /// The deprecated `samples` still gives every sample: borrowed from a batch of copies,
+    /// gathered from one with a block.
+    #[test]
+    #[allow(deprecated)]
+    fn samples_reads_every_part() {
+        let plan = SegmentPlan::new(&Config::default()).unwrap();
+        let mut batch = SignalBatch::new();
+        batch.push(&plan, &[1.0; 100]);
+        assert!(matches!(batch.samples(), Cow::Borrowed(s) if s.len() == 40960 && s[99] == 1.0));
+        batch.push_block(&plan, vec![2.0; plan.padded_len(1)], 1);
+        let all = batch.samples();
+        assert!(matches!(all, Cow::Owned(_)));
+        assert_eq!(all.len(), 40960 + plan.long_len);
+        assert_eq!((all[99], all[100], all[40960], all[all.len() - 1]), (1.0, 0.0, 2.0, 2.0));
     }
 
     #[test]
