@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use crate::engine::{Busy, Power};
 use crate::for_each_task;
 use crate::lanes::{Cv, LaneFft};
-use crate::mel::SparseMel;
+use crate::mel::{MEL_BLOCK, MelBlocks, SparseMel};
 use crate::simd::Simd;
-use crate::table::{Cell, Layout};
+use crate::table::{Cell, Layout, Taps};
 use crate::vector::{MAX_LANES, Vector};
 
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).
@@ -40,14 +40,17 @@ pub const LANE_STEPS: [&str; 2] = ["window+fft+power+mel", "scale"];
 /// Everything prepared once for a configuration, with the transform on vectors `V`.
 pub struct LaneEngine<V: Vector> {
     fft: LaneFft<V>,
-    window: Vec<V::T>,
     /// Where sample `i` of frame 0 sits in a segment's table (`(i % hop) · rows + i / hop`).
     offsets: Vec<usize>,
-    /// Where sample `i` of lane 0 sits in the copied-out last frames (`i · L`).
-    packed: Vec<usize>,
+    /// The first pass's inputs from a segment's table (from `offsets`).
+    taps: Taps<V::T>,
+    /// The first pass's inputs from the copied-out last frames (sample `i` of lane 0 at `i · L`).
+    packed: Taps<V::T>,
     /// What each cell of a segment's table holds, and how the table is laid out.
     layout: Layout,
-    mel: SparseMel,
+    /// The filters in blocks whose sums run side by side.
+    mel: MelBlocks,
+    n_mels: usize,
     power: Power,
     scale: ElementScale,
     /// Short segments per tile.
@@ -107,18 +110,20 @@ impl<V: Vector> LaneEngine<V> {
             .into_iter()
             .map(|w| <V::T as NumCast>::from(w).unwrap_or_else(V::T::zero))
             .collect();
+        // The transform gives 4 |X|², so each weight takes 1 / 4^(power / 2).
+        let mel = SparseMel::new(&MelFilterbank::from_config(config))
+            .scaled(0.25f64.powf(config.power / 2.0));
         let left = frames % V::L;
         let unit = if left == 0 { 1 } else { V::L / gcd(left, V::L) };
         let tile_shorts = (TILE_SHORTS / unit * unit).max(unit);
         Some(LaneEngine {
             fft: LaneFft::new(n),
-            window,
+            taps: Taps::new(&offsets, &window, V::L),
+            packed: Taps::new(&(0..n).map(|i| i * V::L).collect::<Vec<_>>(), &window, V::L),
             offsets,
-            packed: (0..n).map(|i| i * V::L).collect(),
             layout: Layout::new(sources, rows, hop, plan.short_len),
-            // The transform gives 4 |X|², so each weight takes 1 / 4^(power / 2).
-            mel: SparseMel::new(&MelFilterbank::from_config(config))
-                .scaled(0.25f64.powf(config.power / 2.0)),
+            mel: mel.blocks(plan.n_bins),
+            n_mels: mel.n_mels(),
             power: Power::from_config(config),
             scale: ElementScale::from_config(config),
             tile_shorts,
@@ -234,15 +239,17 @@ impl<V: Vector> LaneEngine<V> {
         // copied out as `[sample][lane]`. One loop, so the transform is inlined once.
         let per_short = full / V::L;
         let whole = shorts * per_short;
-        let n_mels = self.mel.n_mels();
+        let n_mels = self.n_mels;
         for g in 0..whole + (shorts * rest).div_ceil(V::L) {
             if g < whole {
                 let (q, t0) = (g / per_short, g % per_short * V::L);
                 let table = &tables[q * cells + t0..(q + 1) * cells];
-                self.spectrum::<FMA>(data, power, table, &self.offsets);
-                for m in 0..n_mels {
-                    let at = (q * n_mels + m) * per + t0;
-                    self.mel_lanes::<FMA>(power, m).store(&mut out[at..]);
+                self.spectrum::<FMA>(data, power, table, &self.taps);
+                for b in 0..self.mel.count() {
+                    let sums = self.mel_block::<FMA>(power, b);
+                    for (m, sum) in (b * MEL_BLOCK..n_mels).zip(sums) {
+                        sum.store(&mut out[(q * n_mels + m) * per + t0..]);
+                    }
                 }
                 continue;
             }
@@ -260,24 +267,29 @@ impl<V: Vector> LaneEngine<V> {
             // Where each lane's frame of mel 0 goes; mel `m` is `m · per` on.
             let dest = frame.map(|(q, t)| q * n_mels * per + t);
             let mut mel = [0.0; MAX_LANES];
-            for m in 0..n_mels {
-                self.mel_lanes::<FMA>(power, m).store(&mut mel);
-                let row = &mut out[m * per..];
-                for (&v, &at) in mel.iter().zip(&dest).take(lanes) {
-                    row[at] = v;
+            for b in 0..self.mel.count() {
+                let sums = self.mel_block::<FMA>(power, b);
+                for (m, sum) in (b * MEL_BLOCK..n_mels).zip(sums) {
+                    sum.store(&mut mel);
+                    let row = &mut out[m * per..];
+                    for (&v, &at) in mel.iter().zip(&dest).take(lanes) {
+                        row[at] = v;
+                    }
                 }
             }
         }
     }
 
-    /// Packed value `j` of `L` frames: sample `i` of every lane at `src[offsets[i]..]`.
+    /// Packed value `j` of `L` frames, windowed: sample `i` of every lane at `src[at_i..]`.
     #[inline(always)]
-    fn load(&self, src: &[V::T], offsets: &[usize], j: usize) -> Cv<V> {
-        let (o, w) = (&offsets[2 * j..2 * j + 2], &self.window[2 * j..2 * j + 2]);
-        Cv {
-            re: V::load(&src[o[0]..]).mul(V::splat(w[0])),
-            im: V::load(&src[o[1]..]).mul(V::splat(w[1])),
-        }
+    fn load(&self, src: &[V::T], taps: &Taps<V::T>, j: usize) -> Cv<V> {
+        // Loop-invariant, so one check a group instead of four a load.
+        assert!(src.len() >= taps.reach());
+        let [(o0, w0), (o1, w1)] = taps.tap(j);
+        // SAFETY: every offset of `taps` is at most `reach - L`, asserted within `src` above.
+        #[allow(unsafe_code)]
+        let (re, im) = unsafe { (V::load_at(src, o0), V::load_at(src, o1)) };
+        Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) }
     }
 
     /// `left[i · L + l]` = sample `i` of lane `l`'s frame (`bases[l]`: its cell 0 in
@@ -311,7 +323,7 @@ impl<V: Vector> LaneEngine<V> {
         }
     }
 
-    /// Transforms the group whose sample `i` is at `src[offsets[i]..]` (one value a lane) into
+    /// Transforms the group whose sample `i` is at `src[at_i..]` (`taps`; one value a lane) into
     /// `data` and leaves each bin's power in `power`.
     #[inline(always)]
     fn spectrum<const FMA: bool>(
@@ -319,12 +331,12 @@ impl<V: Vector> LaneEngine<V> {
         data: &mut [Cv<V>],
         power: &mut [V::P],
         src: &[V::T],
-        offsets: &[usize],
+        taps: &Taps<V::T>,
     ) {
         self.fft.transform::<FMA>(
             data,
             #[inline(always)]
-            |j| self.load(src, offsets, j),
+            |j| self.load(src, taps, j),
         );
         // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m.
         let m = self.fft.points();
@@ -353,13 +365,26 @@ impl<V: Vector> LaneEngine<V> {
         }
     }
 
-    /// Mel filter `m` of the group's power, one value per lane.
+    /// The filters of mel block `b` of the group's power, one value per lane each.
     #[inline(always)]
-    fn mel_lanes<const FMA: bool>(&self, power: &[V::P], m: usize) -> V::P {
-        let (first, weights) = self.mel.filter(m);
-        let mut acc = V::P::splat(0.0);
-        for (&w, &p) in weights.iter().zip(&power[first..]) {
-            acc = V::P::splat(w).mul_add::<FMA>(p, acc);
+    fn mel_block<const FMA: bool>(&self, power: &[V::P], b: usize) -> [V::P; MEL_BLOCK] {
+        let (first, width, weights) = self.mel.block(b);
+        // Every filter's padded span lies within the bins (`MelBlocks::new`); checked once here
+        // so that the sums' loads need no check each (a branch per weight and filter).
+        assert!(
+            weights.len() == width * MEL_BLOCK && first.iter().all(|&f| f + width <= power.len())
+        );
+        let mut acc = [V::P::splat(0.0); MEL_BLOCK];
+        for i in 0..width {
+            for j in 0..MEL_BLOCK {
+                // SAFETY: `i < width`, `first[j] + width <= power.len()` and
+                // `weights.len() == width * MEL_BLOCK`, asserted above.
+                #[allow(unsafe_code)]
+                let (w, p) = unsafe {
+                    (*weights.get_unchecked(i * MEL_BLOCK + j), *power.get_unchecked(first[j] + i))
+                };
+                acc[j] = V::P::splat(w).mul_add::<FMA>(p, acc[j]);
+            }
         }
         acc
     }

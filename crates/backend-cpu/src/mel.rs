@@ -1,5 +1,6 @@
 //! The sparse mel projection: each filter stored as its non-zero span only, applied to a
-//! bin-major power table as one AXPY over frames per weight.
+//! bin-major power table as one AXPY over frames per weight, or in blocks of neighbouring
+//! filters whose sums run side by side (the lane path).
 
 use melkit_core::mel::MelFilterbank;
 
@@ -43,6 +44,11 @@ impl SparseMel {
         self.first_bin.len()
     }
 
+    /// The blocked form of these filters over `n_bins` bins (see [`MelBlocks`]).
+    pub fn blocks(&self, n_bins: usize) -> MelBlocks {
+        MelBlocks::new(self, n_bins)
+    }
+
     /// `out[s, m, t] = Σ_k w[m, k] · power[k, s·per + t]` for a `[bin][frame]` power table of
     /// `frames` columns holding whole short segments of `per` frames each, into the output
     /// layout `[short][mel][frame]`.
@@ -61,6 +67,60 @@ impl SparseMel {
                 }
             }
         }
+    }
+}
+
+/// Filters a block of [`MelBlocks`] holds.
+pub const MEL_BLOCK: usize = 8;
+
+/// The filters in blocks of [`MEL_BLOCK`] neighbours, each block's filters padded with zero
+/// weights to one width, so that a block's sums are independent chains of fused multiply-adds
+/// run side by side with one loop and no branch on a filter's own width (one filter's sum at a
+/// time is a chain of dependent additions, and a loop a filter mispredicts its exit). A last
+/// block short of filters is filled with filters of zero weights, which nothing reads.
+#[derive(Clone, Debug)]
+pub struct MelBlocks {
+    /// Each block's first bin per filter, width, and where its weights start.
+    blocks: Vec<([usize; MEL_BLOCK], usize, usize)>,
+    /// `[block][i][filter]`: weight `i` of each filter of the block.
+    weights: Vec<f32>,
+}
+
+impl MelBlocks {
+    /// The blocks of `mel`'s filters, over `n_bins` bins (at least every filter's span).
+    fn new(mel: &SparseMel, n_bins: usize) -> Self {
+        let (mut blocks, mut weights) = (Vec::new(), Vec::new());
+        for start in (0..mel.n_mels()).step_by(MEL_BLOCK) {
+            let filters: Vec<(usize, &[f32])> =
+                (start..mel.n_mels().min(start + MEL_BLOCK)).map(|m| mel.filter(m)).collect();
+            let width = filters.iter().map(|(_, w)| w.len()).max().unwrap_or(0).max(1);
+            let width = width.min(n_bins);
+            // A filter whose padded span would pass the last bin starts earlier instead.
+            let firsts: Vec<usize> = filters.iter().map(|&(a, _)| a.min(n_bins - width)).collect();
+            let mut first = [0; MEL_BLOCK];
+            first[..firsts.len()].copy_from_slice(&firsts);
+            let offset = weights.len();
+            weights.resize(offset + width * MEL_BLOCK, 0.0);
+            for (j, (&(a, w), &f)) in filters.iter().zip(&firsts).enumerate() {
+                for (i, &x) in w.iter().enumerate() {
+                    weights[offset + (a - f + i) * MEL_BLOCK + j] = x;
+                }
+            }
+            blocks.push((first, width, offset));
+        }
+        MelBlocks { blocks, weights }
+    }
+
+    /// The number of blocks.
+    pub fn count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Block `b`: each filter's first bin, the width, and the weights `[i][filter]`.
+    #[inline(always)]
+    pub fn block(&self, b: usize) -> (&[usize; MEL_BLOCK], usize, &[f32]) {
+        let (first, width, offset) = &self.blocks[b];
+        (first, *width, &self.weights[*offset..offset + width * MEL_BLOCK])
     }
 }
 
@@ -92,5 +152,41 @@ mod tests {
         }
         // Only the non-zero spans are stored.
         assert!(sparse.weights.len() < 40 * n_bins / 4);
+    }
+
+    /// Every block's sums equal the dense product, for filters up to the last bin and a last
+    /// block short of filters (40 = 5 · 8, 37 leaves 5).
+    #[test]
+    fn blocked_sums_equal_the_dense_product() {
+        for (n_mels, fmax) in [(40, 4000.0), (37, 3800.0), (3, 4000.0)] {
+            let fb = MelFilterbank::new(
+                8000.0,
+                512,
+                n_mels,
+                0.0,
+                fmax,
+                MelScale::Slaney,
+                MelNorm::Slaney,
+            );
+            let n_bins = 257;
+            let blocks = SparseMel::new(&fb).blocks(n_bins);
+            assert_eq!(blocks.count(), n_mels.div_ceil(MEL_BLOCK));
+            let power: Vec<f32> = (0..n_bins).map(|i| ((i * 7919) % 101) as f32 + 0.5).collect();
+            for b in 0..blocks.count() {
+                let (first, width, weights) = blocks.block(b);
+                for j in 0..MEL_BLOCK {
+                    let got: f64 = (0..width)
+                        .map(|i| f64::from(weights[i * MEL_BLOCK + j] * power[first[j] + i]))
+                        .sum();
+                    let m = b * MEL_BLOCK + j;
+                    let dense: f64 = if m < n_mels {
+                        (0..n_bins).map(|k| fb.row(m)[k] * f64::from(power[k])).sum()
+                    } else {
+                        0.0
+                    };
+                    assert!((got - dense).abs() <= 1e-5 * dense.max(1.0), "mel {m}: {got} {dense}");
+                }
+            }
+        }
     }
 }

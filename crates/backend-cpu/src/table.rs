@@ -1,6 +1,7 @@
 //! The per-segment frame tables of the lane path: what each cell holds, and how a table is laid
 //! out fast (rows of samples `hop` apart between zeros; by 8x8 AVX2 transposes where every row is
-//! such a run, one sample on from the last, in f32; an index gather otherwise).
+//! such a run, one sample on from the last, in f32; an index gather otherwise), and the taps the
+//! transform's first pass reads a table (or the copied-out last frames) by.
 
 use rustfft::num_traits::Float;
 
@@ -130,5 +131,38 @@ impl Layout {
         for (cell, &src) in table.iter_mut().zip(&self.sources) {
             *cell = padded[src as usize];
         }
+    }
+}
+
+/// The first pass's inputs: for packed value `j`, where its real and imaginary samples' lane 0
+/// is in the source and their window weights, and how far into the source the loads reach.
+pub struct Taps<T> {
+    taps: Vec<[(usize, T); 2]>,
+    /// The largest offset plus `L`: the length a source must have.
+    reach: usize,
+}
+
+impl<T: Copy> Taps<T> {
+    /// The taps of sample offsets `at` (one per sample, an even count) and `window`, `lanes`
+    /// values loaded at each.
+    pub fn new(at: &[usize], window: &[T], lanes: usize) -> Self {
+        let taps = at
+            .chunks_exact(2)
+            .zip(window.chunks_exact(2))
+            .map(|(o, w)| [(o[0], w[0]), (o[1], w[1])])
+            .collect();
+        Taps { taps, reach: at.iter().max().map_or(0, |&o| o + lanes) }
+    }
+
+    /// Packed value `j`'s real and imaginary taps: (offset, window weight) each.
+    #[inline(always)]
+    pub fn tap(&self, j: usize) -> [(usize, T); 2] {
+        self.taps[j]
+    }
+
+    /// The length a source must have for every tap's load.
+    #[inline(always)]
+    pub fn reach(&self) -> usize {
+        self.reach
     }
 }

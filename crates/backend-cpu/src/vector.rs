@@ -29,6 +29,13 @@ pub trait Vector: Copy + Send + Sync + 'static {
     fn splat(x: Self::T) -> Self;
     /// The first `L` values of `src`.
     fn load(src: &[Self::T]) -> Self;
+    /// The `L` values at `src[at..]`, with no bounds check (the transform's first pass, where
+    /// one check a group stands for its 256 loads).
+    ///
+    /// # Safety
+    /// `at + L <= src.len()`.
+    #[allow(unsafe_code)]
+    unsafe fn load_at(src: &[Self::T], at: usize) -> Self;
     /// `f(l)` in lane `l`.
     fn from_fn(f: impl Fn(usize) -> Self::T) -> Self;
     /// The lanes into the first `L` values of `dst`.
@@ -64,6 +71,12 @@ macro_rules! array_vector {
                 let mut out = [0.0; 8];
                 out.copy_from_slice(&src[..8]);
                 out
+            }
+            #[inline(always)]
+            #[allow(unsafe_code)]
+            unsafe fn load_at(src: &[$t], at: usize) -> Self {
+                // SAFETY: the caller keeps `at + 8 <= src.len()`.
+                unsafe { src.as_ptr().add(at).cast::<[$t; 8]>().read_unaligned() }
             }
             #[inline(always)]
             fn from_fn(f: impl Fn(usize) -> $t) -> Self {
@@ -151,6 +164,11 @@ mod registers {
                 fn load(src: &[$t]) -> Self {
                     let src = &src[..$l];
                     $name(unsafe { $loadu(src.as_ptr()) })
+                }
+                #[inline(always)]
+                unsafe fn load_at(src: &[$t], at: usize) -> Self {
+                    // The caller keeps `at + L <= src.len()`.
+                    $name(unsafe { $loadu(src.as_ptr().add(at)) })
                 }
                 #[inline(always)]
                 fn from_fn(f: impl Fn(usize) -> $t) -> Self {
