@@ -245,10 +245,14 @@ impl<V: Vector> LaneEngine<V> {
                 let (q, t0) = (g / per_short, g % per_short * V::L);
                 let table = &tables[q * cells + t0..(q + 1) * cells];
                 self.spectrum::<FMA>(data, power, table, &self.taps);
+                // Each mel's row of this segment; `t0 + L <= per`, checked once a group.
+                let mut rows = out[q * n_mels * per..(q + 1) * n_mels * per]
+                    .chunks_exact_mut(per)
+                    .map(|row| &mut row[t0..t0 + V::L]);
                 for b in 0..self.mel.count() {
-                    let sums = self.mel_block::<FMA>(power, b);
-                    for (m, sum) in (b * MEL_BLOCK..n_mels).zip(sums) {
-                        sum.store(&mut out[(q * n_mels + m) * per + t0..]);
+                    // The sums first: a block's padding filters end the zip before a row is taken.
+                    for (sum, row) in self.mel_block::<FMA>(power, b).into_iter().zip(&mut rows) {
+                        sum.store(row);
                     }
                 }
                 continue;

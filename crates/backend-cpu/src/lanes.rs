@@ -175,7 +175,11 @@ impl<V: Vector> LaneFft<V> {
     #[inline(always)]
     fn split_terms<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> [V; 4] {
         let (pk, pn, (c, s)) = self.split[k];
-        let (zk, zn) = (&data[pk], &data[pn]);
+        // Loop-invariant, so one check a group instead of two a bin.
+        assert!(data.len() >= self.m);
+        // SAFETY: `pk` and `pn` are positions of `0..m` (`new` makes them so), within `data`.
+        #[allow(unsafe_code)]
+        let (zk, zn) = unsafe { (data.get_unchecked(pk), data.get_unchecked(pn)) };
         let (c, s) = (V::splat(c), V::splat(s));
         let (or, oi) = (zk.im.add(zn.im), zn.re.sub(zk.re));
         [

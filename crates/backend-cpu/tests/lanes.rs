@@ -33,7 +33,8 @@ fn config_with_hop(n_fft: usize, hop: usize, frames: usize, scale: Scale) -> Con
         short_segment_points: points,
         // Three short segments a long one (whole samples at this rate).
         long_segment_scale: (3 * points) as f64 / f64::from(sample_rate),
-        n_mels: (n_fft / 4).clamp(4, 64),
+        // 61 from n_fft 256 on: the lane path's last block of eight filters holds five.
+        n_mels: (n_fft / 4).clamp(4, 61),
         scale,
         ..Config::default()
     };
