@@ -116,10 +116,9 @@ impl Layout {
         if let Some((lo, hi, first)) = self.block
             && let Some(cells) = T::cast(short)
             && crate::simd::blocks_fit(simd, hi - lo, hop)
+            && T::transpose(simd, cells, (first, hop), table, (lo, rows), hi - lo, hop)
         {
-            if T::transpose(simd, cells, (first, hop), table, (lo, rows), hi - lo, hop) {
-                return;
-            }
+            return;
         }
         if let Some(runs) = &self.runs {
             for (row, &(lo, hi, first)) in table.chunks_exact_mut(rows).zip(runs) {
