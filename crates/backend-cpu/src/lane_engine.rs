@@ -245,13 +245,16 @@ impl<V: Vector> LaneEngine<V> {
                 let (q, t0) = (g / per_short, g % per_short * V::L);
                 let table = &tables[q * cells + t0..(q + 1) * cells];
                 self.spectrum::<FMA>(data, power, table, &self.taps);
-                // Each mel's row of this segment; `t0 + L <= per`, checked once a group.
+                // Each mel's row of this segment, one checked slice a row (`t0 + L <= per`).
                 let mut rows = out[q * n_mels * per..(q + 1) * n_mels * per]
                     .chunks_exact_mut(per)
                     .map(|row| &mut row[t0..t0 + V::L]);
                 for b in 0..self.mel.count() {
-                    // The sums first: a block's padding filters end the zip before a row is taken.
-                    for (sum, row) in self.mel_block::<FMA>(power, b).into_iter().zip(&mut rows) {
+                    // The sums first: a whole block's eight sums end the zip before a ninth row is
+                    // taken (a last block's padding sums meet the end of the rows instead).
+                    for (sum, row) in
+                        self.mel.sums::<V::P, FMA>(power, b).into_iter().zip(&mut rows)
+                    {
                         sum.store(row);
                     }
                 }
@@ -272,7 +275,7 @@ impl<V: Vector> LaneEngine<V> {
             let dest = frame.map(|(q, t)| q * n_mels * per + t);
             let mut mel = [0.0; MAX_LANES];
             for b in 0..self.mel.count() {
-                let sums = self.mel_block::<FMA>(power, b);
+                let sums = self.mel.sums::<V::P, FMA>(power, b);
                 for (m, sum) in (b * MEL_BLOCK..n_mels).zip(sums) {
                     sum.store(&mut mel);
                     let row = &mut out[m * per..];
@@ -367,30 +370,6 @@ impl<V: Vector> LaneEngine<V> {
                 V::P::from_fn(|l| exponent.apply(lanes[l]))
             }
         }
-    }
-
-    /// The filters of mel block `b` of the group's power, one value per lane each.
-    #[inline(always)]
-    fn mel_block<const FMA: bool>(&self, power: &[V::P], b: usize) -> [V::P; MEL_BLOCK] {
-        let (first, width, weights) = self.mel.block(b);
-        // Every filter's padded span lies within the bins (`MelBlocks::new`); checked once here
-        // so that the sums' loads need no check each (a branch per weight and filter).
-        assert!(
-            weights.len() == width * MEL_BLOCK && first.iter().all(|&f| f + width <= power.len())
-        );
-        let mut acc = [V::P::splat(0.0); MEL_BLOCK];
-        for i in 0..width {
-            for j in 0..MEL_BLOCK {
-                // SAFETY: `i < width`, `first[j] + width <= power.len()` and
-                // `weights.len() == width * MEL_BLOCK`, asserted above.
-                #[allow(unsafe_code)]
-                let (w, p) = unsafe {
-                    (*weights.get_unchecked(i * MEL_BLOCK + j), *power.get_unchecked(first[j] + i))
-                };
-                acc[j] = V::P::splat(w).mul_add::<FMA>(p, acc[j]);
-            }
-        }
-        acc
     }
 }
 

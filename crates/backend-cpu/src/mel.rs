@@ -4,6 +4,8 @@
 
 use melkit_core::mel::MelFilterbank;
 
+use crate::vector::Vector;
+
 /// A mel filterbank in f32, each filter kept as its first bin and its non-zero weights.
 #[derive(Clone, Debug)]
 pub struct SparseMel {
@@ -122,6 +124,35 @@ impl MelBlocks {
         let (first, width, offset) = &self.blocks[b];
         (first, *width, &self.weights[*offset..offset + width * MEL_BLOCK])
     }
+
+    /// The sums of block `b`'s filters over `power` (`[bin]`, a vector of frames a bin), one
+    /// vector of frames a filter. `FMA`: fused multiply-adds (only where the CPU has them).
+    #[inline(always)]
+    pub fn sums<P: Vector<T = f32>, const FMA: bool>(
+        &self,
+        power: &[P],
+        b: usize,
+    ) -> [P; MEL_BLOCK] {
+        let (first, width, weights) = self.block(b);
+        // Every filter's padded span lies within the bins (`MelBlocks::new`); checked once here
+        // so that the sums' loads need no check each (a branch per weight and filter).
+        assert!(
+            weights.len() == width * MEL_BLOCK && first.iter().all(|&f| f + width <= power.len())
+        );
+        let mut acc = [P::splat(0.0); MEL_BLOCK];
+        for i in 0..width {
+            for j in 0..MEL_BLOCK {
+                // SAFETY: `i < width`, `first[j] + width <= power.len()` and
+                // `weights.len() == width * MEL_BLOCK`, asserted above.
+                #[allow(unsafe_code)]
+                let (w, p) = unsafe {
+                    (*weights.get_unchecked(i * MEL_BLOCK + j), *power.get_unchecked(first[j] + i))
+                };
+                acc[j] = P::splat(w).mul_add::<FMA>(p, acc[j]);
+            }
+        }
+        acc
+    }
 }
 
 #[cfg(test)]
@@ -154,8 +185,8 @@ mod tests {
         assert!(sparse.weights.len() < 40 * n_bins / 4);
     }
 
-    /// Every block's sums equal the dense product, for filters up to the last bin and a last
-    /// block short of filters (40 = 5 · 8, 37 leaves 5).
+    /// Every block's sums equal the dense product, for whole blocks and a last block short of
+    /// filters (40 = 5 · 8, 37 leaves 5, 3).
     #[test]
     fn blocked_sums_equal_the_dense_product() {
         for (n_mels, fmax) in [(40, 4000.0), (37, 3800.0), (3, 4000.0)] {
@@ -186,6 +217,36 @@ mod tests {
                     };
                     assert!((got - dense).abs() <= 1e-5 * dense.max(1.0), "mel {m}: {got} {dense}");
                 }
+            }
+        }
+    }
+
+    /// A narrow filter that ends at the last bin, in a block made wider by another, starts
+    /// earlier with its weights moved along; its sums and an empty filter's stay exact.
+    #[test]
+    fn a_padded_filter_past_the_last_bin_starts_earlier() {
+        let mel = SparseMel {
+            first_bin: vec![0, 8, 3],
+            offsets: vec![0, 6, 8, 8],
+            weights: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        };
+        let n_bins = 10;
+        let blocks = mel.blocks(n_bins);
+        let (first, width, _) = blocks.block(0);
+        assert_eq!((width, first[0], first[1], first[2]), (6, 0, 4, 3));
+        let power: Vec<[f32; 8]> =
+            (0..n_bins).map(|k| std::array::from_fn(|l| (k * k + l) as f32)).collect();
+        let sums = blocks.sums::<[f32; 8], false>(&power, 0);
+        for (m, sum) in sums.iter().enumerate() {
+            for l in 0..8 {
+                let want: f32 = match m {
+                    0..3 => {
+                        let (a, w) = mel.filter(m);
+                        w.iter().enumerate().map(|(i, &x)| x * power[a + i][l]).sum()
+                    }
+                    _ => 0.0,
+                };
+                assert_eq!(sum[l], want, "filter {m} lane {l}");
             }
         }
     }

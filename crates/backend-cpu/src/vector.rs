@@ -30,7 +30,7 @@ pub trait Vector: Copy + Send + Sync + 'static {
     /// The first `L` values of `src`.
     fn load(src: &[Self::T]) -> Self;
     /// The `L` values at `src[at..]`, with no bounds check (the transform's first pass, where
-    /// one check a group stands for its 256 loads).
+    /// one check a group stands for its `n` loads, two a packed value).
     ///
     /// # Safety
     /// `at + L <= src.len()`.
@@ -75,6 +75,7 @@ macro_rules! array_vector {
             #[inline(always)]
             #[allow(unsafe_code)]
             unsafe fn load_at(src: &[$t], at: usize) -> Self {
+                debug_assert!(at + 8 <= src.len());
                 // SAFETY: the caller keeps `at + 8 <= src.len()`.
                 unsafe { src.as_ptr().add(at).cast::<[$t; 8]>().read_unaligned() }
             }
@@ -150,7 +151,8 @@ mod registers {
 
             // SAFETY (every block below): the intrinsics need what the module's documentation
             // says of this type, which the CPU has wherever a value of it exists; the loads and
-            // stores go through slices of at least `L` values, bounds-checked by the slicing.
+            // stores go through slices of at least `L` values, bounds-checked by the slicing,
+            // except `load_at`'s, whose caller keeps `at + L <= src.len()`.
             impl Vector for $name {
                 type T = $t;
                 type P = $p;
@@ -167,7 +169,8 @@ mod registers {
                 }
                 #[inline(always)]
                 unsafe fn load_at(src: &[$t], at: usize) -> Self {
-                    // The caller keeps `at + L <= src.len()`.
+                    debug_assert!(at + $l <= src.len());
+                    // SAFETY: the caller keeps `at + L <= src.len()`.
                     $name(unsafe { $loadu(src.as_ptr().add(at)) })
                 }
                 #[inline(always)]
