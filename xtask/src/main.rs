@@ -13,6 +13,7 @@
 //! - `cargo xtask fuzz [SECONDS]`: fuzz decoding and the pipeline (needs cargo-fuzz).
 
 mod bench;
+mod cpu_ab;
 mod examples;
 mod fuzz;
 mod loadtest;
