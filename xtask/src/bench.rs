@@ -56,7 +56,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let native = corpus(
         root,
         &python,
-        &dir.join("corpus-native"),
+        // Its own folder, so that a quick run leaves the full corpus in place.
+        &dir.join(if quick { "corpus-native-quick" } else { "corpus-native" }),
         "native",
         if quick { 200 } else { 1000 },
     )?;
