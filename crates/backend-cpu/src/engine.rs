@@ -167,17 +167,17 @@ impl<T: FftNum + Float + From<f32> + Into<f64>> Engine<T> {
         out: &mut [f32],
         parallel: bool,
     ) -> Result<StepTimings, BackendError> {
-        let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(STEPS);
         for_each_task(
             (out, plan.long_output_len()),
-            (&longs, 1),
+            (batch.n_long(), 1),
             parallel,
             || self.scratch(plan),
             |scratch, (dest, long)| {
+                let long = batch.long(plan, long.start);
                 let times = self.simd.run(
                     #[inline(always)]
-                    || self.long_segment(plan, long[0], dest, scratch),
+                    || self.long_segment(plan, long, dest, scratch),
                 );
                 busy.add(times);
             },

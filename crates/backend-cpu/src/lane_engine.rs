@@ -20,6 +20,7 @@ use melkit_core::plan::SegmentPlan;
 use melkit_core::scale::ElementScale;
 use melkit_core::window::window;
 use rustfft::num_traits::{NumCast, Zero};
+use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -153,11 +154,10 @@ impl<V: Vector> LaneEngine<V> {
         out: &mut [f32],
         parallel: bool,
     ) -> Result<StepTimings, BackendError> {
-        let longs: Vec<&[f32]> = batch.longs(plan).collect();
         let busy = Busy::new(LANE_STEPS);
         for_each_task(
             (out, plan.long_output_len() * self.task_longs),
-            (&longs, self.task_longs),
+            (batch.n_long(), self.task_longs),
             parallel,
             || Lease::take(self, plan),
             |lease, (dest, longs)| {
@@ -165,11 +165,11 @@ impl<V: Vector> LaneEngine<V> {
                 busy.add(match self.simd {
                     Simd::Avx2Fma | Simd::Avx512 => self.simd.run(
                         #[inline(always)]
-                        || self.task::<true>(plan, longs, dest, scratch),
+                        || self.task::<true>(plan, (batch, longs), dest, scratch),
                     ),
                     Simd::Baseline => self.simd.run(
                         #[inline(always)]
-                        || self.task::<false>(plan, longs, dest, scratch),
+                        || self.task::<false>(plan, (batch, longs), dest, scratch),
                     ),
                 });
             },
@@ -177,13 +177,13 @@ impl<V: Vector> LaneEngine<V> {
         Ok(busy.timings())
     }
 
-    /// The long segments `longs`, tile by tile; returns the time of the steps.
+    /// The long segments `longs` of `batch`, tile by tile; returns the time of the steps.
     /// `FMA`: fused multiply-adds (only where the CPU has them).
     #[inline(always)]
     fn task<const FMA: bool>(
         &self,
         plan: &SegmentPlan,
-        longs: &[&[f32]],
+        (batch, longs): (&SignalBatch, Range<usize>),
         dest: &mut [f32],
         s: &mut LaneScratch<V>,
     ) -> [Duration; 2] {
@@ -201,7 +201,8 @@ impl<V: Vector> LaneEngine<V> {
             for q in 0..shorts {
                 let g = first + q;
                 let start = (g % plan.n_short) * plan.short_hop;
-                self.table(&longs[g / plan.n_short][start..start + plan.short_len], q, s);
+                let long = batch.long(plan, longs.start + g / plan.n_short);
+                self.table(&long[start..start + plan.short_len], q, s);
             }
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
             self.groups::<FMA>(plan, shorts, out, s);

@@ -24,6 +24,7 @@ use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
 use melkit_core::config::{Config, Scale};
 use melkit_core::error::BackendError;
 use melkit_core::plan::SegmentPlan;
+use std::ops::Range;
 
 use crate::engine::Engine;
 use crate::lane_engine::LaneEngine;
@@ -202,22 +203,27 @@ impl CpuBackend {
     }
 }
 
-/// Runs `work` on each task: `out` in chunks of `out_chunk` values beside `longs` in chunks
-/// of `long_chunk`, each worker with its own state from `init`; over rayon's threads where
-/// `parallel`, else in order on this thread with one state.
+/// Runs `work` on each task: `out` in chunks of `out_chunk` values, each beside the range of
+/// the `n_long` long segments it holds (`long_chunk` a chunk), each worker with its own state
+/// from `init`; over rayon's threads where `parallel`, else in order on this thread with one
+/// state. A task reads its long segments from the batch by index, so a call collects no list of
+/// them.
 pub(crate) fn for_each_task<S>(
     (out, out_chunk): (&mut [f32], usize),
-    (longs, long_chunk): (&[&[f32]], usize),
+    (n_long, long_chunk): (usize, usize),
     parallel: bool,
     init: impl Fn() -> S + Send + Sync,
-    work: impl Fn(&mut S, (&mut [f32], &[&[f32]])) + Send + Sync,
+    work: impl Fn(&mut S, (&mut [f32], Range<usize>)) + Send + Sync,
 ) {
     use rayon::prelude::*;
+    let longs = |i: usize| i * long_chunk..n_long.min((i + 1) * long_chunk);
     if parallel {
-        out.par_chunks_mut(out_chunk).zip(longs.par_chunks(long_chunk)).for_each_init(init, work);
+        let tasks = out.par_chunks_mut(out_chunk).enumerate();
+        tasks.map(|(i, dest)| (dest, longs(i))).for_each_init(init, work);
     } else {
         let mut state = init();
-        out.chunks_mut(out_chunk).zip(longs.chunks(long_chunk)).for_each(|t| work(&mut state, t));
+        let tasks = out.chunks_mut(out_chunk).enumerate();
+        tasks.for_each(|(i, dest)| work(&mut state, (dest, longs(i))));
     }
 }
 
