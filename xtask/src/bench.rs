@@ -413,6 +413,7 @@ fn machine() -> String {
 fn table(report: &Value, runs: &[Run], anchors: &[(String, f64, f64)], limit: f64) -> String {
     let mut md = String::new();
     let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
+    let alternated = |k: &str| report["compute_alternated_ms"][k].as_f64().unwrap_or(f64::NAN);
     let _ = writeln!(
         md,
         "## melkit bench {} ({})\n",
@@ -434,10 +435,9 @@ fn table(report: &Value, runs: &[Run], anchors: &[(String, f64, f64)], limit: f6
         100.0 * f("compute_ratio_to_limit"),
         f("compute_pairs_files_per_s"),
         f("compute_files_per_s") / f("compute_pairs_files_per_s"),
-        report["compute_alternated_ms"]["lanes"].as_f64().unwrap_or(0.0),
-        report["compute_alternated_ms"]["pairs"].as_f64().unwrap_or(0.0),
-        report["compute_alternated_ms"]["pairs"].as_f64().unwrap_or(0.0)
-            / report["compute_alternated_ms"]["lanes"].as_f64().unwrap_or(f64::NAN),
+        alternated("lanes"),
+        alternated("pairs"),
+        alternated("pairs") / alternated("lanes"),
         f("latency_ms_one_core"),
     );
     if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {

@@ -51,7 +51,6 @@ pub struct LaneEngine<V: Vector> {
     layout: Layout,
     /// The filters in blocks whose sums run side by side.
     mel: MelBlocks,
-    n_mels: usize,
     power: Power,
     scale: ElementScale,
     /// Short segments per tile.
@@ -124,7 +123,6 @@ impl<V: Vector> LaneEngine<V> {
             offsets,
             layout: Layout::new(sources, rows, hop, plan.short_len),
             mel: mel.blocks(plan.n_bins),
-            n_mels: mel.n_mels(),
             power: Power::from_config(config),
             scale: ElementScale::from_config(config),
             tile_shorts,
@@ -240,7 +238,7 @@ impl<V: Vector> LaneEngine<V> {
         // copied out as `[sample][lane]`. One loop, so the transform is inlined once.
         let per_short = full / V::L;
         let whole = shorts * per_short;
-        let n_mels = self.n_mels;
+        let n_mels = self.mel.n_mels();
         for g in 0..whole + (shorts * rest).div_ceil(V::L) {
             if g < whole {
                 let (q, t0) = (g / per_short, g % per_short * V::L);

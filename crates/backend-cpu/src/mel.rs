@@ -86,6 +86,8 @@ pub struct MelBlocks {
     blocks: Vec<([usize; MEL_BLOCK], usize, usize)>,
     /// `[block][i][filter]`: weight `i` of each filter of the block.
     weights: Vec<f32>,
+    /// The filters, the padding of a last block not counted.
+    n_mels: usize,
 }
 
 impl MelBlocks {
@@ -110,12 +112,17 @@ impl MelBlocks {
             }
             blocks.push((first, width, offset));
         }
-        MelBlocks { blocks, weights }
+        MelBlocks { blocks, weights, n_mels: mel.n_mels() }
     }
 
     /// The number of blocks.
     pub fn count(&self) -> usize {
         self.blocks.len()
+    }
+
+    /// The number of filters (the padding of a last block not counted).
+    pub fn n_mels(&self) -> usize {
+        self.n_mels
     }
 
     /// Block `b`: each filter's first bin, the width, and the weights `[i][filter]`.
@@ -202,6 +209,7 @@ mod tests {
             let n_bins = 257;
             let blocks = SparseMel::new(&fb).blocks(n_bins);
             assert_eq!(blocks.count(), n_mels.div_ceil(MEL_BLOCK));
+            assert_eq!(blocks.n_mels(), n_mels);
             let power: Vec<f32> = (0..n_bins).map(|i| ((i * 7919) % 101) as f32 + 0.5).collect();
             for b in 0..blocks.count() {
                 let (first, width, weights) = blocks.block(b);
