@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use melkit_core::Config;
 use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
@@ -18,7 +19,7 @@ use crate::discover::{InputFile, InputSource, Listed};
 use crate::error::Error;
 use crate::manifest;
 use crate::pipeline::{OutputOptions, Pipeline, Progress};
-use crate::report::RunReport;
+use crate::report::{RunReport, Stage};
 use crate::shard::{Shard, Sharded, shard_of};
 
 /// The files a stacked run of one shard writes in its output folder.
@@ -156,6 +157,7 @@ impl Pipeline {
         options: &OutputOptions,
         progress: &dyn Progress,
     ) -> Result<RunReport, Error> {
+        let started = Instant::now();
         let Some(_) = self.config().sample_length else {
             return Err(Error::Usage(
                 "--format stacked-h5 needs sample_length set, so that every file has the same \
@@ -193,6 +195,7 @@ impl Pipeline {
         let todo = Without { source: mine, skip: &skip };
         let parts = out_dir.join(&names.parts);
         let mut report = self.process_inputs(&todo, &parts, &part_options, progress)?;
+        let stacking = Instant::now();
         if !kept.is_empty() {
             report.skipped += mine.list().filter(|l| l.result.as_ref().is_ok_and(&skip)).count();
         }
@@ -233,6 +236,10 @@ impl Pipeline {
             .map_err(|e| write_error(&stacked_path, e))?;
         tracing::info!("stacked {rows} files into {}", stacked_path.display());
         let _ = std::fs::remove_dir_all(&parts);
+        // Stacking is writing (reading the parts back, writing the stack, removing the parts),
+        // and the run's wall time is the whole call's, not only its parts'.
+        report.stages.add(Stage::Write, stacking.elapsed());
+        report.total_time = started.elapsed();
         Ok(report)
     }
 }
