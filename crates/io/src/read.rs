@@ -23,31 +23,50 @@ pub struct StoredTensor {
 /// # Errors
 /// A message naming the file and the reason: missing, not such a file, another element type.
 pub fn read_output(path: &Path) -> Result<StoredTensor, crate::error::ReadError> {
-    let fail = |reason: &dyn std::fmt::Display| crate::error::ReadError {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
+    let fail = failure(path);
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
-        "npy" => {
-            let file = File::open(path).map_err(|e| fail(&e))?;
-            let size = file.metadata().map_err(|e| fail(&e))?.len();
-            read_npy(&mut BufReader::new(file), size).map_err(|e| fail(&e))
-        }
+        "npy" => read_npy_reusing(path, Vec::new()),
         "npz" => read_npz(path).map_err(|e| fail(&e)),
         "h5" | "hdf5" => read_h5(path).map_err(|e| fail(&e)),
         _ => Err(fail(&"not an .h5, .npy or .npz file")),
     }
 }
 
+/// The error for `path` with a reason.
+fn failure(path: &Path) -> impl Fn(&dyn std::fmt::Display) -> crate::error::ReadError + '_ {
+    |reason| crate::error::ReadError { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+/// Reads the tensor of an `.npy` output into `values`' allocation (whatever it holds is
+/// replaced): reading many outputs of one shape through one buffer neither allocates nor
+/// zeroes it again.
+///
+/// # Errors
+/// As [`read_output`].
+pub fn read_npy_reusing(
+    path: &Path,
+    values: Vec<f32>,
+) -> Result<StoredTensor, crate::error::ReadError> {
+    let fail = failure(path);
+    let file = File::open(path).map_err(|e| fail(&e))?;
+    let size = file.metadata().map_err(|e| fail(&e))?.len();
+    read_npy(&mut BufReader::new(file), size, values).map_err(|e| fail(&e))
+}
+
 /// Reads an NPY array from `reader`, a source of `size` bytes (which bounds what a header may
-/// claim).
-fn read_npy<R: Read>(reader: &mut R, size: u64) -> Result<StoredTensor, String> {
+/// claim), into `values`' allocation.
+fn read_npy<R: Read>(
+    reader: &mut R,
+    size: u64,
+    mut values: Vec<f32>,
+) -> Result<StoredTensor, String> {
     let header = npy::read_header(reader)
         .map_err(|e| e.to_string())?
         .ok_or("not an NPY file of a C-ordered array")?;
     let n = header.values().ok_or("its header claims a shape too large for any file")?;
-    let mut values = Vec::new();
+    // Only its allocation is kept: `read_values` writes every one of the `n` values it keeps.
+    values.truncate(n);
     if !npy::read_values(reader, &header.descr, n, size, &mut values).map_err(|e| e.to_string())? {
         return Err(format!("its values are {}, not float32 or float16", header.descr));
     }
@@ -60,7 +79,7 @@ fn read_npz(path: &Path) -> Result<StoredTensor, String> {
     let mut tensor = {
         let mut mel = zip.by_name("mel.npy").map_err(|_| "it holds no `mel` array")?;
         let size = mel.size();
-        read_npy(&mut mel, size)?
+        read_npy(&mut mel, size, Vec::new())?
     };
     if let Ok(mut entry) = zip.by_name("config.npy") {
         let mut bytes = Vec::new();
@@ -139,5 +158,40 @@ mod tests {
         // The same file, holding what it claims, reads back.
         let honest = crafted(dir.path(), &[2, 3], 6);
         assert_eq!(read_output(&honest).unwrap().values, vec![0.0; 6]);
+    }
+
+    /// One buffer through outputs of several sizes, larger then smaller then larger: each read
+    /// holds exactly its own file's values, none left over from the one before.
+    #[test]
+    fn a_reused_buffer_holds_each_files_own_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, shape: &[usize], first: f32| {
+            let n: usize = shape.iter().product();
+            let mut bytes = npy::npy_header("<f4", shape);
+            for i in 0..n {
+                bytes.extend((first + i as f32).to_le_bytes());
+            }
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            (path, (0..n).map(|i| first + i as f32).collect::<Vec<f32>>())
+        };
+        let files = [
+            write("a.npy", &[2, 5], 1.0),
+            write("b.npy", &[3], 100.0),
+            write("c.npy", &[4, 3], -7.0),
+        ];
+        let mut buffer = Vec::new();
+        for (path, want) in &files {
+            let read = read_npy_reusing(path, buffer).unwrap();
+            assert_eq!(&read.values, want, "{}", path.display());
+            assert_eq!(read.shape.iter().product::<usize>(), want.len());
+            buffer = read.values;
+        }
+        let missing = dir.path().join("none.npy");
+        let e = read_npy_reusing(&missing, buffer).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("cannot read {}: No such file or directory (os error 2)", missing.display())
+        );
     }
 }

@@ -83,7 +83,7 @@ pub struct Pipeline {
     config_json: String,
     backend: Box<dyn Backend>,
     file_scale: FileScale,
-    pool: rayon::ThreadPool,
+    pub(crate) pool: rayon::ThreadPool,
     workers: usize,
     budget: Budget,
     /// The batch of the one-file calls, kept so its buffers are not allocated (and faulted
