@@ -88,7 +88,8 @@ pub struct MelBlocks {
     weights: Vec<f32>,
     /// The filters, the padding of a last block not counted.
     n_mels: usize,
-    /// The bins every block's padded spans lie within (the largest first bin plus width).
+    /// The bins every block's padded spans lie within: the largest, over the blocks, of a
+    /// block's largest first bin plus its width.
     reach: usize,
 }
 

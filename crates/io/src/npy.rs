@@ -75,6 +75,8 @@ pub struct NpyHeader {
     pub descr: String,
     /// The shape.
     pub shape: Vec<usize>,
+    /// Its length in the file, in bytes (magic, length and padding included).
+    pub bytes: u64,
 }
 
 /// Reads an NPY header (versions 1 to 3), leaving `reader` at the first value; `None` when it
@@ -88,12 +90,12 @@ pub fn read_header<R: Read>(reader: &mut R) -> std::io::Result<Option<NpyHeader>
     if &magic[..6] != b"\x93NUMPY" {
         return Ok(None);
     }
-    let len = match magic[6] {
-        1 => usize::from(u16::from_le_bytes([magic[8], magic[9]])),
+    let (len, prefix) = match magic[6] {
+        1 => (usize::from(u16::from_le_bytes([magic[8], magic[9]])), 10),
         _ => {
             let mut more = [0u8; 2];
             reader.read_exact(&mut more)?;
-            u32::from_le_bytes([magic[8], magic[9], more[0], more[1]]) as usize
+            (u32::from_le_bytes([magic[8], magic[9], more[0], more[1]]) as usize, 12)
         }
     };
     let mut header = vec![0u8; len.min(1 << 16)];
@@ -110,7 +112,7 @@ pub fn read_header<R: Read>(reader: &mut R) -> std::io::Result<Option<NpyHeader>
         return Ok(None);
     };
     let shape = dims.split(',').filter_map(|d| d.trim().parse().ok()).collect();
-    Ok(Some(NpyHeader { descr, shape }))
+    Ok(Some(NpyHeader { descr, shape, bytes: prefix + len as u64 }))
 }
 
 impl NpyHeader {
@@ -163,10 +165,15 @@ pub fn read_values<R: Read>(
             }
         }
         "<f2" => {
-            let mut raw = vec![0u8; 2 * n];
-            reader.read_exact(&mut raw)?;
-            for (v, b) in out.iter_mut().zip(raw.chunks_exact(2)) {
-                *v = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            // Through a small buffer of its own, so that reading into a reused `out` allocates
+            // nothing.
+            let mut raw = [0u8; 4096];
+            for chunk in out.chunks_mut(raw.len() / 2) {
+                let raw = &mut raw[..2 * chunk.len()];
+                reader.read_exact(raw)?;
+                for (v, b) in chunk.iter_mut().zip(raw.chunks_exact(2)) {
+                    *v = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
             }
         }
         _ => return Ok(false),
@@ -216,7 +223,8 @@ mod tests {
                 .unwrap();
             let mut reader = file.as_slice();
             let header = read_header(&mut reader).unwrap().unwrap();
-            assert_eq!(header, NpyHeader { descr: descr.into(), shape: vec![2, 3] });
+            let bytes = npy_header(descr, &[2, 3]).len() as u64;
+            assert_eq!(header, NpyHeader { descr: descr.into(), shape: vec![2, 3], bytes });
             let mut values = Vec::new();
             assert!(read_values(&mut reader, &header.descr, 6, 1 << 10, &mut values).unwrap());
             assert_eq!(values, [1.0, -2.5, 3.0, 0.5, 0.0, 8.0]);

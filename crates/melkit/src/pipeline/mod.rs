@@ -83,6 +83,7 @@ pub struct Pipeline {
     config_json: String,
     backend: Box<dyn Backend>,
     file_scale: FileScale,
+    /// The worker threads (stacking also removes its parts over them).
     pub(crate) pool: rayon::ThreadPool,
     workers: usize,
     budget: Budget,

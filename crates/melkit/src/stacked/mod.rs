@@ -8,13 +8,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, sync_channel};
 use std::time::Instant;
 
 use melkit_core::Config;
 use melkit_io::stacked::{StackedMeta, StackedReader, StackedWriter};
-use melkit_io::{Compression, OutputFormat, WriteError};
-use rayon::prelude::*;
+use melkit_io::{Compression, OutputFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::{InputFile, InputSource, Listed};
@@ -23,6 +21,10 @@ use crate::manifest;
 use crate::pipeline::{OutputOptions, Pipeline, Progress};
 use crate::report::{RunReport, Stage};
 use crate::shard::{Shard, Sharded, shard_of};
+
+mod rows;
+
+use rows::Stacking;
 
 /// The files a stacked run of one shard writes in its output folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,22 +218,9 @@ impl Pipeline {
                 .map_err(std::io::Error::other)
         })
         .map_err(|e| write_error(&stacked_path, e))?;
-        // Each row's values: its part, else its row in the earlier stack; a file that failed
-        // has neither.
-        let rows: Vec<(u64, String, Row)> = mine
-            .list()
-            .filter_map(|listed| {
-                let f = listed.result.ok()?;
-                let source = f.path.display().to_string();
-                let row = match (done.contains(&f.path), kept.get(&source_key(&source))) {
-                    (true, _) => Row::Part(f.output_path(&parts, OutputFormat::Npy)),
-                    (false, Some(&i)) if previous.is_some() => Row::Kept(i),
-                    _ => return None,
-                };
-                Some((listed.index, source, row))
-            })
-            .collect();
-        stack_rows(&rows, previous.as_ref(), &mut writer)
+        let is_done = |input: &Path| done.contains(input);
+        let stacking_run = Stacking { mine, is_done: &is_done, kept: &kept, parts: &parts };
+        rows::stack_rows(&stacking_run, previous.as_ref(), &mut writer)
             .map_err(|e| write_error(&stacked_path, e))?;
         let rows = writer.rows();
         writer.close().map_err(|e| write_error(&stacked_path, e))?;
@@ -239,9 +228,11 @@ impl Pipeline {
         melkit_io::atomic::commit(temp, &stacked_path, options.sync)
             .map_err(|e| write_error(&stacked_path, e))?;
         tracing::info!("stacked {rows} files into {}", stacked_path.display());
-        self.pool.install(|| remove_parts(&parts));
-        // Stacking is writing (reading the parts back, writing the stack, removing the parts),
-        // and the run's wall time is the whole call's, not only its parts'.
+        self.pool.install(|| rows::remove_parts(&parts));
+        // Stacking is writing (reading the parts back, writing the stack, removing the parts):
+        // its wall time, all of it on this thread, counts as writing (the reader's and the
+        // removal's threads beside it are not counted). The run's wall time is the whole
+        // call's, not only its parts'.
         report.stages.add(Stage::Write, stacking.elapsed());
         report.total_time = started.elapsed();
         Ok(report)
@@ -254,80 +245,6 @@ fn stored_hash(json: &str, options: &OutputOptions) -> Option<String> {
     let mut config = Config::default();
     config.apply_json(&serde_json::from_str(json).ok()?).ok()?;
     Some(manifest::config_hash(&config, options))
-}
-
-/// Where a row of the stack comes from.
-enum Row {
-    /// The part this run (or the run it resumes) wrote.
-    Part(PathBuf),
-    /// Its row in the earlier stack.
-    Kept(usize),
-}
-
-/// Pushes `rows`, in order, into the stack. The parts are read ahead on a thread of their own,
-/// through buffers handed back and forth, while this one writes the stack: the HDF5 writes and
-/// the reads (each about a third of stacking on its own) overlap, and no buffer is allocated
-/// or zeroed anew a part.
-fn stack_rows(
-    rows: &[(u64, String, Row)],
-    previous: Option<&StackedReader>,
-    writer: &mut StackedWriter,
-) -> Result<(), WriteError> {
-    std::thread::scope(|threads| {
-        let (ready, next) = sync_channel::<Result<Vec<f32>, WriteError>>(1);
-        let (spent, buffers) = channel::<Vec<f32>>();
-        let parts = rows.iter().filter_map(|(.., row)| match row {
-            Row::Part(path) => Some(path),
-            Row::Kept(_) => None,
-        });
-        // Named, so that what it reads is told apart in a profile; it stops when this thread
-        // stops listening (the stack failed).
-        std::thread::Builder::new().name("melkit-parts".into()).spawn_scoped(
-            threads,
-            move || {
-                for path in parts {
-                    let buffer = buffers.try_recv().unwrap_or_default();
-                    if ready.send(read_part(path, buffer)).is_err() {
-                        break;
-                    }
-                }
-            },
-        )?;
-        for (index, source, row) in rows {
-            let values = match row {
-                Row::Part(_) => next
-                    .recv()
-                    .map_err(|_| WriteError::Npy("the parts' reader stopped".into()))??,
-                Row::Kept(i) => previous.map_or_else(
-                    || Err(WriteError::Npy(format!("{source}: no earlier stack holds it"))),
-                    |r| r.row(*i),
-                )?,
-            };
-            writer.push(*index, source, &values)?;
-            if matches!(row, Row::Part(_)) {
-                let _ = spent.send(values);
-            }
-        }
-        Ok(())
-    })
-}
-
-/// The values of a part (an NPY file this run wrote), read into `buffer`'s allocation.
-fn read_part(path: &Path, buffer: Vec<f32>) -> Result<Vec<f32>, WriteError> {
-    let read = melkit_io::read::read_npy_reusing(path, buffer);
-    Ok(read.map_err(|e| WriteError::Npy(e.to_string()))?.values)
-}
-
-/// Removes the folder of parts once stacked, its files over the calling pool's threads (most
-/// of an unlink, dropping the file's cached pages, runs outside the folder's lock).
-fn remove_parts(parts: &Path) {
-    if let Ok(entries) = std::fs::read_dir(parts) {
-        let files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-        files.par_iter().for_each(|file| {
-            let _ = std::fs::remove_file(file);
-        });
-    }
-    let _ = std::fs::remove_dir_all(parts);
 }
 
 /// The descriptors (`melkit-stacked*.json`) in `dir`, sorted by name.
