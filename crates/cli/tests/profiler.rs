@@ -260,9 +260,8 @@ fn show_refuses_an_npy_whose_header_claims_more_than_the_file_holds() {
         text(&show.stderr).trim(),
         format!(
             "error: cannot read {}: its header claims 10880000000000 values (43520000000000 \
-             bytes) but it holds only {} bytes of data",
+             bytes) but it holds only 24 bytes of data",
             crafted.display(),
-            bytes.len()
         )
     );
 }
