@@ -286,18 +286,6 @@ impl<V: Vector> LaneEngine<V> {
         }
     }
 
-    /// Packed value `j` of `L` frames, windowed: sample `i` of every lane at `src[at_i..]`.
-    #[inline(always)]
-    fn load(&self, src: &[V::T], taps: &Taps<V::T>, j: usize) -> Cv<V> {
-        // Loop-invariant, so one check a group instead of four a load.
-        assert!(src.len() >= taps.reach());
-        let [(o0, w0), (o1, w1)] = taps.tap(j);
-        // SAFETY: every offset of `taps` is at most `reach - L`, asserted within `src` above.
-        #[allow(unsafe_code)]
-        let (re, im) = unsafe { (V::load_at(src, o0), V::load_at(src, o1)) };
-        Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) }
-    }
-
     /// `left[i · L + l]` = sample `i` of lane `l`'s frame (`bases[l]`: its cell 0 in
     /// `tables`): by 8x8 transposes where the lanes are `consecutive` tables' same frame (the
     /// samples `c, c + hop, ..` of a frame are `n / hop` neighbouring cells), else cell by cell.
@@ -342,7 +330,7 @@ impl<V: Vector> LaneEngine<V> {
         self.fft.transform::<FMA>(
             data,
             #[inline(always)]
-            |j| self.load(src, taps, j),
+            |j| taps.load4(src, j),
         );
         // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m.
         let m = self.fft.points();

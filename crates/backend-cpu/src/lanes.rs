@@ -96,11 +96,16 @@ impl<V: Vector> LaneFft<V> {
         self.m
     }
 
-    /// The packed transform of the `n / 2` values `load(j)` into `data`, output digit-reversed.
+    /// The packed transform of the `n / 2` values into `data`, output digit-reversed; `load(j)`
+    /// gives the values `j + q · n / 8` (`q < 4`), the inputs of the first pass's butterfly `j`.
     /// The first pass reads its inputs through `load` (so framing and windowing cost no pass of
     /// their own). `FMA`: twiddles with fused multiply-adds (where the CPU has them).
     #[inline(always)]
-    pub fn transform<const FMA: bool>(&self, data: &mut [Cv<V>], load: impl Fn(usize) -> Cv<V>) {
+    pub fn transform<const FMA: bool>(
+        &self,
+        data: &mut [Cv<V>],
+        load: impl Fn(usize) -> [Cv<V>; 4],
+    ) {
         // n >= 8 makes at least one radix-4 pass.
         let Some((first, rest)) = self.passes.split_first() else { return };
         let s = first.span;
@@ -111,8 +116,8 @@ impl<V: Vector> LaneFft<V> {
         for (j, ((((a, b), c), d), w)) in rows.zip(&first.twiddles).enumerate() {
             // Row 0's twiddles are 1.
             let w = (j > 0).then_some(w);
-            [*a, *b, *c, *d] =
-                butterfly4::<V, FMA>(&load(j), &load(j + s), &load(j + 2 * s), &load(j + 3 * s), w);
+            let [x0, x1, x2, x3] = load(j);
+            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, w);
         }
         // The last radix-4 pass (span 2) and the radix-2 pass fused, a block of eight values
         // held at once, where that measured faster (see `Vector::FUSED_LAST`).
@@ -285,10 +290,11 @@ mod tests {
             let fft = LaneFft::<V>::new(n);
             let frames: Vec<Vec<f64>> =
                 (0..V::L).map(|_| (0..n).map(|_| random()).collect()).collect();
-            let load = |j: usize| Cv {
+            let value = |j: usize| Cv {
                 re: V::from_fn(|l| cast(frames[l][2 * j])),
                 im: V::from_fn(|l| cast(frames[l][2 * j + 1])),
             };
+            let load = |j: usize| std::array::from_fn(|q| value(j + q * n / 8));
             let (mut plain, mut fused) = (vec![Cv::zero(); n / 2], vec![Cv::zero(); n / 2]);
             fft.transform::<false>(&mut plain, load);
             fft.transform::<true>(&mut fused, load);

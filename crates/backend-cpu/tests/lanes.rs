@@ -123,3 +123,24 @@ fn the_last_frames_of_whole_vectors_of_segments_match_the_reference() {
         }
     }
 }
+
+/// A hop that does not divide `n_fft / 4` (3/32 of it), so the first pass reads its table one
+/// input at a time instead of by the strided form the defaults take; against the reference,
+/// under every instruction set the CPU has.
+#[test]
+fn a_hop_that_does_not_divide_a_quarter_of_n_fft_matches_the_reference() {
+    let tolerance = Tolerance { class: ToleranceClass::Exact, precision: Precision::Cpu };
+    for simd in levels() {
+        for n_fft in [64, 256, 1024] {
+            let config = config_with_hop(n_fft, 3 * n_fft / 32, 11, Scale::Power);
+            let mut reference = ReferenceBackend::new(&config).unwrap();
+            let long = (config.long_segment_scale * f64::from(config.sample_rate)).round() as usize;
+            let signal = &melkit_core::testing::signals(config.sample_rate, &[2 * long])[0];
+            let want = run(&mut reference, signal);
+            let mut backend = CpuBackend::with_simd(&config, CpuFft::Lanes, simd).unwrap();
+            assert_eq!(backend.fft(), CpuFft::Lanes);
+            let report = compare(&run(&mut backend, signal), &want);
+            assert!(tolerance.passes(&report), "n_fft {n_fft}, {simd:?}: {report}");
+        }
+    }
+}
