@@ -80,8 +80,11 @@ fn read_npz(path: &Path) -> Result<StoredTensor, String> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
     let mut tensor = {
         let mut mel = zip.by_name("mel.npy").map_err(|_| "it holds no `mel` array")?;
-        let size = mel.size();
-        read_npy(&mut mel, size, Vec::new())?
+        // What the entry really holds, read as it comes: its declared size is only a claim, and
+        // bounding the values by it would let a crafted archive ask for any allocation.
+        let mut bytes = Vec::new();
+        mel.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        read_npy(&mut bytes.as_slice(), bytes.len() as u64, Vec::new())?
     };
     if let Ok(mut entry) = zip.by_name("config.npy") {
         let mut bytes = Vec::new();
@@ -205,5 +208,34 @@ mod tests {
             e,
             format!("cannot read {}: No such file or directory (os error 2)", missing.display())
         );
+    }
+
+    /// An NPZ whose `mel.npy` entry declares 4 GB and whose header claims a billion values,
+    /// holding 24 bytes: refused by what the entry really holds, before anything is allocated.
+    #[test]
+    fn an_npz_entry_claiming_more_than_it_holds_is_refused_before_allocating() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crafted.npz");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mel.npy", stored).unwrap();
+        let mut npy = npy::npy_header("<f4", &[1000, 1000, 1000]);
+        npy.extend([0u8; 24]);
+        zip.write_all(&npy).unwrap();
+        zip.finish().unwrap();
+        // The declared uncompressed size, in the local header (offset 22) and the central
+        // directory's entry (offset 24 from its signature), set to 4 GB less 16.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let claim = (u32::MAX - 15).to_le_bytes();
+        bytes[22..26].copy_from_slice(&claim);
+        let central = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[central + 24..central + 28].copy_from_slice(&claim);
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_output(&path).unwrap_err().to_string();
+        let want = "its header claims 1000000000 values (4000000000 bytes) but it holds only 24 \
+                    bytes of data";
+        assert_eq!(e, format!("cannot read {}: {want}", path.display()));
     }
 }
