@@ -148,6 +148,8 @@ pub struct Taps<T> {
     taps: Vec<[(usize, T); 2]>,
     /// The largest offset plus `L`: the length a source must have.
     reach: usize,
+    /// The values loaded at each offset (`L`): a vector of more would pass `reach`.
+    lanes: usize,
     /// The first pass's butterfly `j` reads the values `j + q · s` (`s` = `n / 8`, `q < 4`).
     quarter: usize,
     /// Where every value `j + q · s` sits `q · step` on from value `j` (a table whose `hop`
@@ -177,6 +179,7 @@ impl<T: Copy> Taps<T> {
             .collect();
         let quarter = taps.len() / 4;
         let step = taps.get(quarter).and_then(|t| t[0].0.checked_sub(taps[0][0].0));
+        let step = step.filter(|_| quarter > 0);
         let strided = step.filter(|&step| {
             (0..quarter).all(|j| {
                 (0..4usize).all(|q| {
@@ -196,7 +199,9 @@ impl<T: Copy> Taps<T> {
             };
             (step, (0..quarter).map(quad).collect())
         });
-        Taps { reach: at.iter().max().map_or(0, |&o| o + lanes), taps, quarter, strided }
+        // Saturating: an offset near the end of the address space makes every load fail its check.
+        let reach = at.iter().max().map_or(0, |&o| o.saturating_add(lanes));
+        Taps { reach, lanes, taps, quarter, strided }
     }
 
     /// The inputs of the first pass's butterfly `j`, windowed: the packed values `j + q · n / 8`
@@ -207,13 +212,14 @@ impl<T: Copy> Taps<T> {
             return std::array::from_fn(|q| self.load(src, j + q * self.quarter));
         };
         // Loop-invariant, so one check a group instead of eight a butterfly.
-        assert!(src.len() >= self.reach);
+        assert!(src.len() >= self.reach && V::L <= self.lanes);
         let Quad { at: [o0, o1], w } = quads[j];
         let mut values = [Cv::zero(); 4];
         for (q, (value, [w0, w1])) in values.iter_mut().zip(w).enumerate() {
             let (re, im) = (o0 + q * step, o1 + q * step);
             // SAFETY: these are the offsets of value `j + q · n / 8` (`Taps::new` keeps the
-            // strided form only where they are), so at most `reach - L`, within `src`.
+            // strided form only where they are), so at most `reach - lanes`, and `V::L` values
+            // on lie within `src` (asserted above).
             #[allow(unsafe_code)]
             let (re, im) = unsafe { (V::load_at(src, re), V::load_at(src, im)) };
             *value = Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) };
@@ -225,9 +231,10 @@ impl<T: Copy> Taps<T> {
     #[inline(always)]
     fn load<V: Vector<T = T>>(&self, src: &[T], j: usize) -> Cv<V> {
         // Loop-invariant, so one check a group instead of four a load.
-        assert!(src.len() >= self.reach);
+        assert!(src.len() >= self.reach && V::L <= self.lanes);
         let [(o0, w0), (o1, w1)] = self.taps[j];
-        // SAFETY: every offset of the taps is at most `reach - L`, asserted within `src` above.
+        // SAFETY: every offset of the taps is at most `reach - lanes`, and `V::L` values on lie
+        // within `src` (asserted above).
         #[allow(unsafe_code)]
         let (re, im) = unsafe { (V::load_at(src, o0), V::load_at(src, o1)) };
         Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) }

@@ -98,7 +98,13 @@ pub fn read_header<R: Read>(reader: &mut R) -> std::io::Result<Option<NpyHeader>
             (u32::from_le_bytes([magic[8], magic[9], more[0], more[1]]) as usize, 12)
         }
     };
-    let mut header = vec![0u8; len.min(1 << 16)];
+    if len > 1 << 16 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("its header is {len} bytes long, more than the 64 KiB an NPY header may take"),
+        ));
+    }
+    let mut header = vec![0u8; len];
     reader.read_exact(&mut header)?;
     let header = String::from_utf8_lossy(&header);
     if header.contains("'fortran_order': True") {
@@ -145,16 +151,8 @@ pub fn read_values<R: Read>(
     out: &mut Vec<f32>,
 ) -> std::io::Result<bool> {
     let Some(size) = item_size(descr) else { return Ok(false) };
-    let claimed = (n as u64).checked_mul(size);
-    if claimed.is_none_or(|bytes| bytes > available) {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "its header claims {n} values ({} bytes) but it holds only {available} bytes of \
-                 data",
-                claimed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string())
-            ),
-        ));
+    if (n as u64).checked_mul(size).is_none_or(|bytes| bytes > available) {
+        return Err(claims_more(n, size, available));
     }
     out.resize(n, 0.0);
     match descr {
@@ -177,6 +175,57 @@ pub fn read_values<R: Read>(
             }
         }
         _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The error of a header that claims `n` values of `size` bytes where the source holds only
+/// `held` bytes.
+fn claims_more(n: usize, size: u64, held: u64) -> std::io::Error {
+    let claimed = (n as u64).checked_mul(size);
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "its header claims {n} values ({} bytes) but it holds only {held} bytes of data",
+            claimed.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string())
+        ),
+    )
+}
+
+/// Reads `n` little-endian values of type `descr` (`<f4` or `<f2`) as f32 into `out`
+/// (replacing what it holds) from a source whose length is not known beforehand (a compressed
+/// entry, whose declared size is only a claim): `out` grows with the values as they really
+/// arrive, never by the claim. `false` for another type.
+///
+/// # Errors
+/// The source ends before `n` values (saying how many bytes it held), or the reader fails.
+pub fn read_values_as_they_come<R: Read>(
+    reader: &mut R,
+    descr: &str,
+    n: usize,
+    out: &mut Vec<f32>,
+) -> std::io::Result<bool> {
+    let Some(size) = item_size(descr) else { return Ok(false) };
+    let width = size as usize;
+    out.clear();
+    // `raw[..held]`: bytes read and not yet converted (less than one value's between reads).
+    let (mut raw, mut held, mut total) = ([0u8; 1 << 16], 0usize, 0u64);
+    while out.len() < n {
+        let want = (raw.len() - held).min((n - out.len()) * width - held);
+        let got = reader.read(&mut raw[held..held + want])?;
+        if got == 0 {
+            return Err(claims_more(n, size, total));
+        }
+        (held, total) = (held + got, total + got as u64);
+        let whole = held / width * width;
+        let values = raw[..whole].chunks_exact(width);
+        if width == 4 {
+            out.extend(values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        } else {
+            out.extend(values.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()));
+        }
+        raw.copy_within(whole..held, 0);
+        held -= whole;
     }
     Ok(true)
 }
@@ -239,5 +288,69 @@ mod tests {
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(npy.len(), 10 + header_len + 4 * 5);
         assert_eq!(&npy[10 + header_len + 4..10 + header_len + 8], &[0xE9, 0, 0, 0]);
+    }
+
+    /// A reader that gives at most `step` bytes a call, so values arrive split across reads.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let k = self.1.min(buf.len()).min(self.0.len());
+            buf[..k].copy_from_slice(&self.0[..k]);
+            self.0 = &self.0[k..];
+            Ok(k)
+        }
+    }
+
+    /// Values read as they come equal what was written, f32 and f16, whether they arrive three
+    /// bytes at a time or in blocks larger than the conversion's; a source that ends early says
+    /// how many bytes it held, and `out` grew only with those.
+    #[test]
+    fn values_read_as_they_come_are_the_values_written() {
+        let values: Vec<f32> = (0..40_000).map(|i| (i % 1000) as f32 - 500.0).collect();
+        let f4: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f2: Vec<u8> = values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
+        for (descr, bytes) in [("<f4", &f4), ("<f2", &f2)] {
+            for step in [3, 1 << 20] {
+                let mut out = vec![f32::NAN; 7];
+                let read = read_values_as_they_come(
+                    &mut Trickle(bytes, step),
+                    descr,
+                    values.len(),
+                    &mut out,
+                );
+                assert!(read.unwrap(), "{descr}");
+                assert!(out == values, "{descr}, {step} bytes a read: other values");
+            }
+            let mut out = Vec::new();
+            let short = &bytes[..bytes.len() / 2 + 1];
+            let e = read_values_as_they_come(&mut Trickle(short, 5), descr, 40_000, &mut out);
+            let (width, held) = (bytes.len() / 40_000, short.len());
+            assert_eq!(
+                e.unwrap_err().to_string(),
+                format!(
+                    "its header claims 40000 values ({} bytes) but it holds only {held} bytes of \
+                     data",
+                    40_000 * width
+                )
+            );
+            assert!(out.len() <= held / width, "{descr}: {} values from {held} bytes", out.len());
+        }
+        assert!(
+            !read_values_as_they_come(&mut Trickle(&f4, 4), "<i4", 3, &mut Vec::new()).unwrap()
+        );
+    }
+
+    /// A header that says it is longer than 64 KiB is refused with its length.
+    #[test]
+    fn a_header_longer_than_64_kib_is_refused() {
+        let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+        bytes.extend(70_000u32.to_le_bytes());
+        bytes.extend(vec![b' '; 70_000]);
+        let e = read_header(&mut bytes.as_slice()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "its header is 70000 bytes long, more than the 64 KiB an NPY header may take"
+        );
     }
 }

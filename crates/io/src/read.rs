@@ -51,14 +51,14 @@ pub fn read_npy_reusing(
     let fail = failure(path);
     let file = File::open(path).map_err(|e| fail(&e))?;
     let size = file.metadata().map_err(|e| fail(&e))?.len();
-    read_npy(&mut BufReader::new(file), size, values).map_err(|e| fail(&e))
+    read_npy(&mut BufReader::new(file), Some(size), values).map_err(|e| fail(&e))
 }
 
-/// Reads an NPY array from `reader`, a source of `size` bytes (which bounds what a header may
-/// claim), into `values`' allocation.
+/// Reads an NPY array from `reader` into `values`' allocation: a source of `size` bytes where
+/// that is known (which bounds what a header may claim), else its values as they arrive.
 fn read_npy<R: Read>(
     reader: &mut R,
-    size: u64,
+    size: Option<u64>,
     mut values: Vec<f32>,
 ) -> Result<StoredTensor, String> {
     let header = npy::read_header(reader)
@@ -68,8 +68,14 @@ fn read_npy<R: Read>(
     // Only its allocation is kept: `read_values` writes every one of the `n` values it keeps.
     values.truncate(n);
     // What the file holds past its header bounds what the header may claim.
-    let data = size.saturating_sub(header.bytes);
-    if !npy::read_values(reader, &header.descr, n, data, &mut values).map_err(|e| e.to_string())? {
+    let read = match size {
+        Some(size) => {
+            let data = size.saturating_sub(header.bytes);
+            npy::read_values(reader, &header.descr, n, data, &mut values)
+        }
+        None => npy::read_values_as_they_come(reader, &header.descr, n, &mut values),
+    };
+    if !read.map_err(|e| e.to_string())? {
         return Err(format!("its values are {}, not float32 or float16", header.descr));
     }
     Ok(StoredTensor { shape: header.shape, values, config: None })
@@ -80,11 +86,9 @@ fn read_npz(path: &Path) -> Result<StoredTensor, String> {
     let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
     let mut tensor = {
         let mut mel = zip.by_name("mel.npy").map_err(|_| "it holds no `mel` array")?;
-        // What the entry really holds, read as it comes: its declared size is only a claim, and
+        // Its values as they really arrive: the entry's declared size is only a claim, and
         // bounding the values by it would let a crafted archive ask for any allocation.
-        let mut bytes = Vec::new();
-        mel.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        read_npy(&mut bytes.as_slice(), bytes.len() as u64, Vec::new())?
+        read_npy(&mut mel, None, Vec::new())?
     };
     if let Ok(mut entry) = zip.by_name("config.npy") {
         let mut bytes = Vec::new();

@@ -266,6 +266,7 @@ pub fn descriptors_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
+    /// Workers and batch sizes leave a stored configuration's hash alone; `n_mels` changes it.
     #[test]
     fn run_control_keys_do_not_change_the_numbers() {
         let mut a = Config::default();

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use melkit_io::stacked::{StackedReader, StackedWriter};
 use melkit_io::{OutputFormat, WriteError};
@@ -36,14 +37,15 @@ enum Values {
     Kept(usize),
 }
 
-/// Rows the reader may have ready ahead of the writer.
+/// Rows the reader may have queued ahead of the writer (besides the one it is reading and the
+/// one being written).
 const AHEAD: usize = 2;
 
 /// Pushes every row, in input order, into the stack: its part, else its row in the earlier
 /// stack; an input that failed has neither. A thread of its own lists the inputs and reads the
 /// parts ahead through buffers handed back and forth (neither allocated nor zeroed again a
 /// part), so that the reads and the HDF5 writes (each about a third of stacking) overlap, with
-/// at most [`AHEAD`] rows in memory whatever the corpus.
+/// at most [`AHEAD`] rows queued, one being read and one being written, whatever the corpus.
 ///
 /// # Errors
 /// A part cannot be read (the error names it), a row cannot be written, or the reader cannot
@@ -53,25 +55,32 @@ pub(super) fn stack_rows(
     previous: Option<&StackedReader>,
     writer: &mut StackedWriter,
 ) -> Result<(), WriteError> {
+    let stop = AtomicBool::new(false);
+    let stopped = &stop;
     std::thread::scope(|threads| {
         let (ready, next) = sync_channel::<Row>(AHEAD);
         let (spent, buffers) = channel::<Vec<f32>>();
         let reader = std::thread::Builder::new()
             .name("melkit-parts".into())
-            .spawn_scoped(threads, move || read_rows(run, &ready, &buffers))
+            .spawn_scoped(threads, move || read_rows(run, &ready, &buffers, stopped))
             .map_err(|e| {
                 let reason = format!("cannot start a thread to read the parts: {e}");
                 WriteError::Io(std::io::Error::new(e.kind(), reason))
             })?;
-        // `next` goes with the call, so a reader still sending stops when the writing does.
+        // `next` goes with the call, so a reader still sending stops when the writing does;
+        // one still listing inputs without rows stops at the flag.
         let written = push_rows(next, &spent, previous, writer);
-        // Joined here, so that the reader's panic is this run's error and not a panic; its
-        // rows ending early would otherwise look like the end of the inputs.
-        match reader.join() {
-            Ok(()) => written,
-            Err(_) => {
-                Err(WriteError::Npy("the thread reading the parts stopped by a panic".into()))
-            }
+        stop.store(true, Ordering::Relaxed);
+        // Joined here, so that the reader's panic is this run's error and not a panic: its
+        // rows ending early would otherwise look like the end of the inputs. The writer's own
+        // error, where it stopped first, is the one reported.
+        let joined = reader.join();
+        match (written, joined) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+            (Ok(()), Err(_)) => Err(WriteError::Io(std::io::Error::other(
+                "the thread reading the parts stopped by a panic",
+            ))),
         }
     })
 }
@@ -79,10 +88,14 @@ pub(super) fn stack_rows(
 /// The reader: every row with values, in order, until the writer stops listening.
 fn read_rows(
     run: &Stacking<'_>,
-    ready: &std::sync::mpsc::SyncSender<Row>,
+    ready: &SyncSender<Row>,
     buffers: &Receiver<Vec<f32>>,
+    stop: &AtomicBool,
 ) {
     for listed in run.mine.list() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(file) = listed.result else { continue };
         let source = file.path.display().to_string();
         let values = if (run.is_done)(&file.path) {
@@ -206,6 +219,8 @@ mod tests {
         writer.close()
     }
 
+    /// A first stack from every part, then one keeping two rows of it, taking two new parts
+    /// and leaving out a failed input: every row in input order with its own values.
     #[test]
     fn every_row_is_its_part_or_its_earlier_row_in_input_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -237,6 +252,8 @@ mod tests {
         }
     }
 
+    /// A missing part, a part holding less than its header claims and a part of another shape
+    /// each stop the stack with their own message.
     #[test]
     fn a_part_that_cannot_be_read_or_written_stops_the_stack_with_its_reason() {
         let dir = tempfile::tempdir().unwrap();
@@ -273,5 +290,22 @@ mod tests {
         let input = dir.path().join("in/clip_0.wav");
         let want = format!("HDF5: {}: its tensor is not [1, 1, 2, 3]", input.display());
         assert_eq!(e.to_string(), want);
+    }
+
+    /// The reader stopping by a panic (here in the manifest's lookup) is the stack's error, not
+    /// a panic of the run, even though its rows end as if the inputs had.
+    #[test]
+    fn a_panic_of_the_reader_is_an_error_of_the_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inputs, files, parts) = inputs(dir.path());
+        (0..5).for_each(|k| part(&parts, k, &values(k, 0.0)));
+        let third = files[2].clone();
+        let panics = move |input: &Path| {
+            assert!(input != third, "a lookup that fails");
+            true
+        };
+        let out = dir.path().join("a.h5");
+        let e = stack(&out, (&inputs, &parts), &panics, (&HashMap::new(), None)).unwrap_err();
+        assert_eq!(e.to_string(), "the thread reading the parts stopped by a panic");
     }
 }
