@@ -137,9 +137,9 @@ fn item_size(descr: &str) -> Option<u64> {
     }
 }
 
-/// Reads `n` little-endian values of type `descr` (`<f4` or `<f2`) as f32 into `out` (resized);
-/// `false` for another type. `available` is what the source can still give, in bytes: a header
-/// that claims more values than that is refused before anything is allocated.
+/// Reads `n` little-endian values of type `descr` (`<f4` or `<f2`) as f32 into `out` (replacing
+/// what it holds); `false` for another type. `available` is what the source can still give, in
+/// bytes: a header that claims more values than that is refused before anything is allocated.
 ///
 /// # Errors
 /// The claim exceeds `available`, or the reader fails or ends early.
@@ -154,29 +154,19 @@ pub fn read_values<R: Read>(
     if (n as u64).checked_mul(size).is_none_or(|bytes| bytes > available) {
         return Err(claims_more(n, size, available));
     }
-    out.resize(n, 0.0);
-    match descr {
-        "<f4" => {
-            reader.read_exact(bytemuck::cast_slice_mut(out.as_mut_slice()))?;
-            if cfg!(target_endian = "big") {
-                out.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
-            }
+    if descr == "<f4" {
+        out.resize(n, 0.0);
+        reader.read_exact(bytemuck::cast_slice_mut(out.as_mut_slice()))?;
+        if cfg!(target_endian = "big") {
+            out.iter_mut().for_each(|v| *v = f32::from_bits(v.to_bits().swap_bytes()));
         }
-        "<f2" => {
-            // Through a small buffer of its own, so that reading into a reused `out` allocates
-            // nothing.
-            let mut raw = [0u8; 4096];
-            for chunk in out.chunks_mut(raw.len() / 2) {
-                let raw = &mut raw[..2 * chunk.len()];
-                reader.read_exact(raw)?;
-                for (v, b) in chunk.iter_mut().zip(raw.chunks_exact(2)) {
-                    *v = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                }
-            }
-        }
-        _ => return Ok(false),
+        return Ok(true);
     }
-    Ok(true)
+    // f16 converts as it reads, into room for the `n` values the source was shown to hold (a
+    // reused `out` already has it: nothing allocated or zeroed).
+    out.clear();
+    out.reserve(n);
+    read_values_as_they_come(reader, descr, n, out)
 }
 
 /// The error of a header that claims `n` values of `size` bytes where the source holds only

@@ -65,9 +65,8 @@ fn read_npy<R: Read>(
         .map_err(|e| e.to_string())?
         .ok_or("not an NPY file of a C-ordered array")?;
     let n = header.values().ok_or("its header claims a shape too large for any file")?;
-    // Only its allocation is kept: `read_values` writes every one of the `n` values it keeps.
-    values.truncate(n);
-    // What the file holds past its header bounds what the header may claim.
+    // Only its allocation is kept: both readings replace all it holds with the `n` values. What
+    // a file holds past its header bounds what the header may claim.
     let read = match size {
         Some(size) => {
             let data = size.saturating_sub(header.bytes);

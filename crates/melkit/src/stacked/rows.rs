@@ -55,14 +55,13 @@ pub(super) fn stack_rows(
     previous: Option<&StackedReader>,
     writer: &mut StackedWriter,
 ) -> Result<(), WriteError> {
-    let stop = AtomicBool::new(false);
-    let stopped = &stop;
+    let stop = &AtomicBool::new(false);
     std::thread::scope(|threads| {
         let (ready, next) = sync_channel::<Row>(AHEAD);
         let (spent, buffers) = channel::<Vec<f32>>();
         let reader = std::thread::Builder::new()
             .name("melkit-parts".into())
-            .spawn_scoped(threads, move || read_rows(run, &ready, &buffers, stopped))
+            .spawn_scoped(threads, move || read_rows(run, &ready, &buffers, stop))
             .map_err(|e| {
                 let reason = format!("cannot start a thread to read the parts: {e}");
                 WriteError::Io(std::io::Error::new(e.kind(), reason))
