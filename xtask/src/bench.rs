@@ -11,21 +11,27 @@
 //!   that writes zeros) in npy, h5 and stacked-h5, and each `melkit run`'s share of it (three
 //!   alternated rounds of each, the best of each compared).
 //! - With `--anchors`: `anchors.py` (librosa, torchaudio) on the same corpus, and the ratios;
-//!   then torchaudio and melkit's NPY run alternated three times, the best of each compared.
+//!   then torchaudio and melkit's runs in NPY, HDF5 and stacked HDF5 alternated three times,
+//!   the best of each compared: the ratio per format.
 //!
 //! Before every run the page cache is settled (dirty pages synced, the cache dropped when run as
 //! root, the inputs read back), so runs compare the same work.
 //!
 //! Writes `target/bench/<git-rev>.json` and `.md`, and prints the table.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::cargo;
+
+mod runs;
+mod table;
+
+pub(crate) use runs::settle_page_cache;
+use runs::{ROUNDS, alternate, corpus, cpu_run_name, faster, first_files, run_floor, run_melkit};
 
 /// Frames per file with the default configuration: 40 long × 2 short × 17 frames.
 const FRAMES_PER_FILE: f64 = 1360.0;
@@ -38,6 +44,22 @@ struct Run {
     segments_per_s: f64,
     rss_mb: f64,
     stages: Value,
+}
+
+/// A tool users would pick instead, timed on the same corpus, and the melkit run it is
+/// compared with.
+struct Anchor {
+    name: String,
+    files_per_s: f64,
+    /// The melkit run's name.
+    run: String,
+    melkit_files_per_s: f64,
+}
+
+impl Anchor {
+    fn new(name: String, files_per_s: f64, run: &Run) -> Self {
+        Anchor { name, files_per_s, run: run.name.clone(), melkit_files_per_s: run.files_per_s }
+    }
 }
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -132,28 +154,31 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut floors = Vec::new();
     for format in ["npy", "h5", "stacked-h5"] {
         let floor = || run_floor(&iofloor, format, &native, &out);
-        let (run, rounds) = alternate(|| cpu_run(format, cores), floor, "its floor")?;
+        let (run, rounds) = alternate(&[format], |f| cpu_run(f, cores), floor, "its floor")?;
         let floor = rounds.into_iter().reduce(faster).context("no I/O floor")?;
-        runs.push(run);
+        runs.extend(run);
         floors.push((floor, runs.len() - 1));
     }
 
-    // Each anchor: (name, files/s, melkit's NPY files/s in the same round).
-    let first = runs[0].files_per_s;
+    // Each anchor against melkit's first NPY run of this bench.
+    let first = &runs[0];
     let all = "librosa_loop,librosa_batch,torchaudio_batch";
-    let mut anchor_rows: Vec<(String, f64, f64)> = if anchors {
+    let mut anchor_rows: Vec<Anchor> = if anchors {
         let rows = run_anchors(root, &python, &native, cores, all)?;
-        rows.into_iter().map(|(name, fps)| (name, fps, first)).collect()
+        rows.into_iter().map(|(name, fps)| Anchor::new(name, fps, first)).collect()
     } else {
         Vec::new()
     };
-    // torchaudio again, alternated with melkit's NPY run, the best of each kept.
-    if anchor_rows.iter().any(|(name, ..)| name == "torchaudio_batch") {
+    // torchaudio again, alternated with melkit's run in each format, the best of each kept: the
+    // ratio per format.
+    if anchor_rows.iter().any(|a| a.name == "torchaudio_batch") {
         let torch = || run_anchors(root, &python, &native, cores, "torchaudio_batch");
-        let (run, rounds) = alternate(|| cpu_run("npy", cores), torch, "torchaudio")?;
-        let best = rounds.iter().flatten().map(|(_, fps)| *fps).fold(0.0, f64::max);
-        anchor_rows.push((format!("torchaudio_batch, best of {ROUNDS}"), best, run.files_per_s));
-        runs.push(run);
+        let formats = ["npy", "h5", "stacked-h5"];
+        let (best, rounds) = alternate(&formats, |f| cpu_run(f, cores), torch, "torchaudio")?;
+        let fps = rounds.iter().flatten().map(|(_, fps)| *fps).fold(0.0, f64::max);
+        let name = format!("torchaudio_batch, best of {ROUNDS}");
+        anchor_rows.extend(best.iter().map(|run| Anchor::new(name.clone(), fps, run)));
+        runs.extend(best);
     }
     // The profiler's timing model on this (idle) machine: what-ifs against real reruns, and an
     // honest rerun not flagged as a regression.
@@ -199,8 +224,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "segments_per_s": r.segments_per_s, "ratio_to_limit": r.files_per_s / limit,
             "peak_rss_mb": r.rss_mb, "stage_seconds": r.stages,
         })).collect::<Vec<_>>(),
-        "anchors": anchor_rows.iter().map(|(n, f, melkit)| json!({
-            "name": n, "files_per_s": f, "melkit_npy_files_per_s": melkit,
+        "anchors": anchor_rows.iter().map(|a| json!({
+            "name": a.name, "files_per_s": a.files_per_s, "melkit_run": a.run,
+            "melkit_files_per_s": a.melkit_files_per_s,
+            "melkit_ratio": a.melkit_files_per_s / a.files_per_s,
         })).collect::<Vec<_>>(),
         "io_floor": floors.iter().map(|(floor, run)| json!({
             "name": floor.name, "files_per_s": floor.files_per_s, "peak_rss_mb": floor.rss_mb,
@@ -208,136 +235,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "run_to_floor": runs[*run].files_per_s / floor.files_per_s,
         })).collect::<Vec<_>>(),
     });
-    let markdown = table(&report, &runs, &anchor_rows, limit);
+    let markdown = table::markdown(&report, &runs, &anchor_rows, limit);
     std::fs::write(dir.join(format!("{rev}.json")), serde_json::to_string_pretty(&report)? + "\n")?;
     std::fs::write(dir.join(format!("{rev}.md")), &markdown)?;
     println!("{markdown}");
     println!("written: {}", dir.join(format!("{rev}.json")).display());
     Ok(())
-}
-
-/// The corpus `kind` of `make_corpus.py` in `dir` (made when missing).
-fn corpus(root: &Path, python: &Path, dir: &Path, kind: &str, n: usize) -> Result<PathBuf> {
-    let have = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    let want = if kind == "long" { 1 } else { n };
-    if have != want {
-        let _ = std::fs::remove_dir_all(dir);
-        let script = root.join("../shared/bench/make_corpus.py");
-        eprintln!("$ {} {} {} {kind} {n}", python.display(), script.display(), dir.display());
-        let status =
-            Command::new(python).arg(&script).arg(dir).arg(kind).arg(n.to_string()).status()?;
-        if !status.success() {
-            bail!("make_corpus.py failed");
-        }
-    }
-    Ok(dir.to_path_buf())
-}
-
-/// Puts the page cache in the same state before every run: dirty pages written, the cache
-/// dropped (as root; a VM's cache grown over hours makes writes several times slower), the
-/// inputs read back in, so every run reads from memory and writes into a clean cache.
-pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
-    let _ = Command::new("sync").status();
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
-    for entry in std::fs::read_dir(input)? {
-        let _ = std::fs::read(entry?.path());
-    }
-    Ok(())
-}
-
-/// Alternated rounds of a `melkit run` and what it is compared with (its I/O floor,
-/// torchaudio): single runs of either moved by ±20 % on a shared host, so the best of each
-/// round is compared.
-const ROUNDS: usize = 3;
-
-/// The faster of two runs.
-fn faster(a: Run, b: Run) -> Run {
-    if a.files_per_s >= b.files_per_s { a } else { b }
-}
-
-/// `ROUNDS` alternated rounds of `melkit` and `other`: the fastest melkit run, its name saying
-/// what it ran `beside`, and every result of `other`.
-fn alternate<T>(
-    mut melkit: impl FnMut() -> Result<Run>,
-    mut other: impl FnMut() -> Result<T>,
-    beside: &str,
-) -> Result<(Run, Vec<T>)> {
-    let (mut best, mut others) = (None::<Run>, Vec::new());
-    for _ in 0..ROUNDS {
-        let run = melkit()?;
-        best = Some(match best {
-            Some(best) => faster(best, run),
-            None => run,
-        });
-        others.push(other()?);
-    }
-    let mut best = best.context("no rounds")?;
-    best.name = format!("{}, best of {ROUNDS} beside {beside}", best.name);
-    Ok((best, others))
-}
-
-/// The name of a `melkit run` on the CPU backend.
-fn cpu_run_name(format: &str, workers: usize) -> String {
-    format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" })
-}
-
-/// `melkit run` under GNU time: the report and the peak RSS.
-fn run_melkit(melkit: &Path, name: &str, input: &Path, out: &Path, extra: &[&str]) -> Result<Run> {
-    timed(name, input, out, |report| {
-        let mut c = Command::new(melkit);
-        c.arg("run").arg(input).arg("-o").arg(out).arg("--quiet").arg("--report").arg(report);
-        c.args(extra);
-        c
-    })
-}
-
-/// The I/O floor (`iofloor`: the same run with the computation taken out) in `format`.
-fn run_floor(iofloor: &Path, format: &str, input: &Path, out: &Path) -> Result<Run> {
-    timed(&format!("I/O floor {format}"), input, out, |report| {
-        let mut c = Command::new(iofloor);
-        c.arg(input).arg(out).arg(format).arg(report);
-        c
-    })
-}
-
-/// A run of `command(report)` under GNU time, after the page cache is settled: its report and
-/// peak RSS.
-fn timed(
-    name: &str,
-    input: &Path,
-    out: &Path,
-    command: impl FnOnce(&Path) -> Command,
-) -> Result<Run> {
-    let _ = std::fs::remove_dir_all(out);
-    settle_page_cache(input)?;
-    let report = out.with_extension("report.json");
-    eprintln!("bench: {name}");
-    let inner = command(&report);
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .output()
-        .context("cannot run /usr/bin/time")?;
-    if !output.status.success() {
-        bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    let rss_kb: f64 = String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .context("no peak RSS from /usr/bin/time")?;
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
-    let _ = std::fs::remove_dir_all(out);
-    Ok(Run {
-        name: name.to_string(),
-        files: r["files_ok"].as_u64().unwrap_or(0) as usize,
-        seconds: r["total_time"].as_f64().unwrap_or(0.0),
-        files_per_s: r["throughput"]["files_per_s"].as_f64().unwrap_or(0.0),
-        segments_per_s: r["throughput"]["segments_per_s"].as_f64().unwrap_or(0.0),
-        rss_mb: rss_kb / 1024.0,
-        stages: r["stage_seconds"].clone(),
-    })
 }
 
 /// `anchors.py` (the anchors named in `only`, comma-separated) on the same corpus, when librosa
@@ -408,109 +311,4 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores")
-}
-
-fn table(report: &Value, runs: &[Run], anchors: &[(String, f64, f64)], limit: f64) -> String {
-    let mut md = String::new();
-    let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
-    let alternated = |k: &str| report["compute_alternated_ms"][k].as_f64().unwrap_or(f64::NAN);
-    let _ = writeln!(
-        md,
-        "## melkit bench {} ({})\n",
-        report["rev"].as_str().unwrap_or(""),
-        report["machine"].as_str().unwrap_or("")
-    );
-    let _ = writeln!(
-        md,
-        "FFT-bound limit: {:.0} files/s ({} cores / (1360 frames × {:.0} ns per 256-point real FFT)). \
-         Compute stage alone: {:.0} files/s = {:.0} % of the limit; on the pair path (two frames \
-         per rustfft transform) {:.0} files/s, so the lane path is {:.2}× it; the two \
-         alternated batch by batch (`cpu_ab`, best of 90 batches of 32 files each): lanes \
-         {:.2} ms, pairs {:.2} ms, {:.2}×. \
-         Latency of one 10 s file through `process_file` on one core: {:.2} ms.\n",
-        limit,
-        report["cores"],
-        f("fft_real_256_ns"),
-        f("compute_files_per_s"),
-        100.0 * f("compute_ratio_to_limit"),
-        f("compute_pairs_files_per_s"),
-        f("compute_files_per_s") / f("compute_pairs_files_per_s"),
-        alternated("lanes"),
-        alternated("pairs"),
-        alternated("pairs") / alternated("lanes"),
-        f("latency_ms_one_core"),
-    );
-    if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {
-        let _ = writeln!(
-            md,
-            "Compute alone, segments/s: cpu {:.0}, wgpu {:.0} ({:.2}× the CPU backend).\n",
-            f("cpu_compute_segments_per_s"),
-            wgpu,
-            wgpu / f("cpu_compute_segments_per_s"),
-        );
-    }
-    let _ = writeln!(
-        md,
-        "| run | files | files/s | segments/s | of the limit | peak RSS | decode | segment | compute | scale | write |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in runs {
-        let s = |k: &str| r.stages[k].as_f64().unwrap_or(0.0);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.0} | {:.0} | {:.0} % | {:.0} MB | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            r.name,
-            r.files,
-            r.files_per_s,
-            r.segments_per_s,
-            100.0 * r.files_per_s / limit,
-            r.rss_mb,
-            s("decode") + s("resample"),
-            s("segment"),
-            s("compute"),
-            s("scale"),
-            s("write")
-        );
-    }
-    if let Some(floors) = report["io_floor"].as_array() {
-        let _ = writeln!(md, "\n| I/O floor (no compute) | files/s | melkit run | of the floor |");
-        let _ = writeln!(md, "|---|---:|---|---:|");
-        for f in floors {
-            let _ = writeln!(
-                md,
-                "| {} | {:.0} | {} | {:.0} % |",
-                f["name"].as_str().unwrap_or(""),
-                f["files_per_s"].as_f64().unwrap_or(0.0),
-                f["run"].as_str().unwrap_or(""),
-                100.0 * f["run_to_floor"].as_f64().unwrap_or(0.0)
-            );
-        }
-    }
-    let _ = writeln!(
-        md,
-        "\nScaling: {:.2}× from 1 worker to {}; parallel fraction (Amdahl) {:.3}.",
-        f("speedup_all_cores"),
-        report["cores"],
-        f("parallel_fraction")
-    );
-    if !anchors.is_empty() {
-        let _ = writeln!(md, "\n| anchor (same corpus, same run) | files/s | melkit npy is |");
-        let _ = writeln!(md, "|---|---:|---:|");
-        for (name, fps, melkit) in anchors {
-            let _ = writeln!(md, "| {name} | {fps:.1} | {:.1}× |", melkit / fps);
-        }
-    }
-    md
-}
-
-/// A folder of the first `n` files of `corpus` (copied once).
-fn first_files(corpus: &Path, dir: &Path, n: usize) -> Result<std::path::PathBuf> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        for i in 0..n {
-            let name = format!("clip_{i:05}.wav");
-            std::fs::copy(corpus.join(&name), dir.join(&name))?;
-        }
-    }
-    Ok(dir.to_path_buf())
 }

@@ -1,0 +1,166 @@
+//! Single runs of a `cargo xtask bench`: the corpora, `melkit run` and its I/O floor under GNU
+//! time with the page cache settled first, and alternated rounds of runs kept at their best.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::Run;
+
+/// The corpus `kind` of `make_corpus.py` in `dir` (made when missing).
+pub(super) fn corpus(
+    root: &Path,
+    python: &Path,
+    dir: &Path,
+    kind: &str,
+    n: usize,
+) -> Result<PathBuf> {
+    let have = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let want = if kind == "long" { 1 } else { n };
+    if have != want {
+        let _ = std::fs::remove_dir_all(dir);
+        let script = root.join("../shared/bench/make_corpus.py");
+        eprintln!("$ {} {} {} {kind} {n}", python.display(), script.display(), dir.display());
+        let status =
+            Command::new(python).arg(&script).arg(dir).arg(kind).arg(n.to_string()).status()?;
+        if !status.success() {
+            bail!("make_corpus.py failed");
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// Puts the page cache in the same state before every run: dirty pages written, the cache
+/// dropped (as root; a VM's cache grown over hours makes writes several times slower), the
+/// inputs read back in, so every run reads from memory and writes into a clean cache.
+pub(crate) fn settle_page_cache(input: &Path) -> Result<()> {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    for entry in std::fs::read_dir(input)? {
+        let _ = std::fs::read(entry?.path());
+    }
+    Ok(())
+}
+
+/// Alternated rounds of a `melkit run` and what it is compared with (its I/O floor,
+/// torchaudio): single runs of either moved by ±20 % on a shared host, so the best of each
+/// round is compared.
+pub(super) const ROUNDS: usize = 3;
+
+/// The faster of two runs.
+pub(super) fn faster(a: Run, b: Run) -> Run {
+    if a.files_per_s >= b.files_per_s { a } else { b }
+}
+
+/// `ROUNDS` alternated rounds, each a melkit run in every one of `formats` and then `other`:
+/// the fastest run of each format, its name saying what it ran `beside`, and every result of
+/// `other`.
+pub(super) fn alternate<T>(
+    formats: &[&str],
+    mut melkit: impl FnMut(&str) -> Result<Run>,
+    mut other: impl FnMut() -> Result<T>,
+    beside: &str,
+) -> Result<(Vec<Run>, Vec<T>)> {
+    let mut best: Vec<Option<Run>> = formats.iter().map(|_| None).collect();
+    let mut others = Vec::new();
+    for _ in 0..ROUNDS {
+        for (format, best) in formats.iter().zip(&mut best) {
+            let run = melkit(format)?;
+            *best = Some(match best.take() {
+                Some(best) => faster(best, run),
+                None => run,
+            });
+        }
+        others.push(other()?);
+    }
+    let best = best.into_iter().map(|run| {
+        let mut run = run.context("no rounds")?;
+        run.name = format!("{}, best of {ROUNDS} beside {beside}", run.name);
+        Ok(run)
+    });
+    Ok((best.collect::<Result<_>>()?, others))
+}
+
+/// The name of a `melkit run` on the CPU backend.
+pub(super) fn cpu_run_name(format: &str, workers: usize) -> String {
+    format!("cpu {format} {workers} worker{}", if workers == 1 { "" } else { "s" })
+}
+
+/// `melkit run` under GNU time: the report and the peak RSS.
+pub(super) fn run_melkit(
+    melkit: &Path,
+    name: &str,
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Result<Run> {
+    timed(name, input, out, |report| {
+        let mut c = Command::new(melkit);
+        c.arg("run").arg(input).arg("-o").arg(out).arg("--quiet").arg("--report").arg(report);
+        c.args(extra);
+        c
+    })
+}
+
+/// The I/O floor (`iofloor`: the same run with the computation taken out) in `format`.
+pub(super) fn run_floor(iofloor: &Path, format: &str, input: &Path, out: &Path) -> Result<Run> {
+    timed(&format!("I/O floor {format}"), input, out, |report| {
+        let mut c = Command::new(iofloor);
+        c.arg(input).arg(out).arg(format).arg(report);
+        c
+    })
+}
+
+/// A run of `command(report)` under GNU time, after the page cache is settled: its report and
+/// peak RSS.
+fn timed(
+    name: &str,
+    input: &Path,
+    out: &Path,
+    command: impl FnOnce(&Path) -> Command,
+) -> Result<Run> {
+    let _ = std::fs::remove_dir_all(out);
+    settle_page_cache(input)?;
+    let report = out.with_extension("report.json");
+    eprintln!("bench: {name}");
+    let inner = command(&report);
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .output()
+        .context("cannot run /usr/bin/time")?;
+    if !output.status.success() {
+        bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let rss_kb: f64 = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .context("no peak RSS from /usr/bin/time")?;
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
+    let _ = std::fs::remove_dir_all(out);
+    Ok(Run {
+        name: name.to_string(),
+        files: r["files_ok"].as_u64().unwrap_or(0) as usize,
+        seconds: r["total_time"].as_f64().unwrap_or(0.0),
+        files_per_s: r["throughput"]["files_per_s"].as_f64().unwrap_or(0.0),
+        segments_per_s: r["throughput"]["segments_per_s"].as_f64().unwrap_or(0.0),
+        rss_mb: rss_kb / 1024.0,
+        stages: r["stage_seconds"].clone(),
+    })
+}
+
+/// A folder of the first `n` files of `corpus` (copied once).
+pub(super) fn first_files(corpus: &Path, dir: &Path, n: usize) -> Result<PathBuf> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        for i in 0..n {
+            let name = format!("clip_{i:05}.wav");
+            std::fs::copy(corpus.join(&name), dir.join(&name))?;
+        }
+    }
+    Ok(dir.to_path_buf())
+}

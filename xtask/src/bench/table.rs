@@ -1,0 +1,103 @@
+//! The markdown table of a `cargo xtask bench` run, from its report.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Anchor, Run};
+
+/// The bench's markdown: the headline numbers, every run's stages, the I/O floors, the anchors.
+pub(super) fn markdown(report: &Value, runs: &[Run], anchors: &[Anchor], limit: f64) -> String {
+    let mut md = String::new();
+    let f = |k: &str| report[k].as_f64().unwrap_or(0.0);
+    let alternated = |k: &str| report["compute_alternated_ms"][k].as_f64().unwrap_or(f64::NAN);
+    let _ = writeln!(
+        md,
+        "## melkit bench {} ({})\n",
+        report["rev"].as_str().unwrap_or(""),
+        report["machine"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        md,
+        "FFT-bound limit: {:.0} files/s ({} cores / (1360 frames × {:.0} ns per 256-point real FFT)). \
+         Compute stage alone: {:.0} files/s = {:.0} % of the limit; on the pair path (two frames \
+         per rustfft transform) {:.0} files/s, so the lane path is {:.2}× it; the two \
+         alternated batch by batch (`cpu_ab`, best of 90 batches of 32 files each): lanes \
+         {:.2} ms, pairs {:.2} ms, {:.2}×. \
+         Latency of one 10 s file through `process_file` on one core: {:.2} ms.\n",
+        limit,
+        report["cores"],
+        f("fft_real_256_ns"),
+        f("compute_files_per_s"),
+        100.0 * f("compute_ratio_to_limit"),
+        f("compute_pairs_files_per_s"),
+        f("compute_files_per_s") / f("compute_pairs_files_per_s"),
+        alternated("lanes"),
+        alternated("pairs"),
+        alternated("pairs") / alternated("lanes"),
+        f("latency_ms_one_core"),
+    );
+    if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {
+        let _ = writeln!(
+            md,
+            "Compute alone, segments/s: cpu {:.0}, wgpu {:.0} ({:.2}× the CPU backend).\n",
+            f("cpu_compute_segments_per_s"),
+            wgpu,
+            wgpu / f("cpu_compute_segments_per_s"),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "| run | files | files/s | segments/s | of the limit | peak RSS | decode | segment | compute | scale | write |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in runs {
+        let s = |k: &str| r.stages[k].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.0} | {:.0} % | {:.0} MB | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            r.name,
+            r.files,
+            r.files_per_s,
+            r.segments_per_s,
+            100.0 * r.files_per_s / limit,
+            r.rss_mb,
+            s("decode") + s("resample"),
+            s("segment"),
+            s("compute"),
+            s("scale"),
+            s("write")
+        );
+    }
+    if let Some(floors) = report["io_floor"].as_array() {
+        let _ = writeln!(md, "\n| I/O floor (no compute) | files/s | melkit run | of the floor |");
+        let _ = writeln!(md, "|---|---:|---|---:|");
+        for f in floors {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {} | {:.0} % |",
+                f["name"].as_str().unwrap_or(""),
+                f["files_per_s"].as_f64().unwrap_or(0.0),
+                f["run"].as_str().unwrap_or(""),
+                100.0 * f["run_to_floor"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nScaling: {:.2}× from 1 worker to {}; parallel fraction (Amdahl) {:.3}.",
+        f("speedup_all_cores"),
+        report["cores"],
+        f("parallel_fraction")
+    );
+    if !anchors.is_empty() {
+        let _ =
+            writeln!(md, "\n| anchor (same corpus, same run) | files/s | melkit run | melkit is |");
+        let _ = writeln!(md, "|---|---:|---|---:|");
+        for a in anchors {
+            let ratio = a.melkit_files_per_s / a.files_per_s;
+            let _ = writeln!(md, "| {} | {:.1} | {} | {ratio:.1}× |", a.name, a.files_per_s, a.run);
+        }
+    }
+    md
+}
