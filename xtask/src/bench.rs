@@ -43,6 +43,8 @@ struct Run {
     files_per_s: f64,
     segments_per_s: f64,
     rss_mb: f64,
+    /// User and system CPU time, seconds.
+    cpu_s: f64,
     stages: Value,
 }
 
@@ -222,7 +224,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "runs": runs.iter().map(|r| json!({
             "name": r.name, "files": r.files, "seconds": r.seconds, "files_per_s": r.files_per_s,
             "segments_per_s": r.segments_per_s, "ratio_to_limit": r.files_per_s / limit,
-            "peak_rss_mb": r.rss_mb, "stage_seconds": r.stages,
+            "peak_rss_mb": r.rss_mb, "cpu_seconds": r.cpu_s, "stage_seconds": r.stages,
         })).collect::<Vec<_>>(),
         "anchors": anchor_rows.iter().map(|a| json!({
             "name": a.name, "files_per_s": a.files_per_s, "melkit_run": a.run,
@@ -233,6 +235,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "name": floor.name, "files_per_s": floor.files_per_s, "peak_rss_mb": floor.rss_mb,
             "stage_seconds": floor.stages, "run": runs[*run].name,
             "run_to_floor": runs[*run].files_per_s / floor.files_per_s,
+            "cpu_seconds": floor.cpu_s, "run_cpu_seconds": runs[*run].cpu_s,
+            "run_to_floor_by_cpu": floor.cpu_s / runs[*run].cpu_s,
         })).collect::<Vec<_>>(),
     });
     let markdown = table::markdown(&report, &runs, &anchor_rows, limit);

@@ -113,8 +113,8 @@ pub(super) fn run_floor(iofloor: &Path, format: &str, input: &Path, out: &Path) 
     })
 }
 
-/// A run of `command(report)` under GNU time, after the page cache is settled: its report and
-/// peak RSS.
+/// A run of `command(report)` under GNU time, after the page cache is settled: its report, peak
+/// RSS and CPU time.
 fn timed(
     name: &str,
     input: &Path,
@@ -127,7 +127,7 @@ fn timed(
     eprintln!("bench: {name}");
     let inner = command(&report);
     let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
+        .args(["-f", "%M %U %S"])
         .arg(inner.get_program())
         .args(inner.get_args())
         .output()
@@ -135,11 +135,16 @@ fn timed(
     if !output.status.success() {
         bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let rss_kb: f64 = String::from_utf8_lossy(&output.stderr)
+    // The last line: peak RSS (KiB), user and system CPU seconds.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let fields: Vec<f64> = stderr
         .lines()
         .last()
-        .and_then(|l| l.trim().parse().ok())
-        .context("no peak RSS from /usr/bin/time")?;
+        .map(|l| l.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default();
+    let [rss_kb, user, system] = fields[..] else {
+        bail!("no peak RSS and CPU time from /usr/bin/time: {stderr}");
+    };
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
     let _ = std::fs::remove_dir_all(out);
     Ok(Run {
@@ -149,6 +154,7 @@ fn timed(
         files_per_s: r["throughput"]["files_per_s"].as_f64().unwrap_or(0.0),
         segments_per_s: r["throughput"]["segments_per_s"].as_f64().unwrap_or(0.0),
         rss_mb: rss_kb / 1024.0,
+        cpu_s: user + system,
         stages: r["stage_seconds"].clone(),
     })
 }
