@@ -30,8 +30,8 @@ use crate::cargo;
 mod runs;
 mod table;
 
-pub(crate) use runs::settle_page_cache;
 use runs::{ROUNDS, alternate, corpus, cpu_run_name, faster, first_files, run_floor, run_melkit};
+pub(crate) use runs::{settle_page_cache, under_time};
 
 /// Frames per file with the default configuration: 40 long × 2 short × 17 frames.
 const FRAMES_PER_FILE: f64 = 1360.0;

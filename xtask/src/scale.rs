@@ -87,28 +87,21 @@ fn measure(
     let _ = std::fs::remove_dir_all(out);
     let _ = Command::new("sync").status();
     eprintln!("bench: {} inputs, {format}, {length} s", size.name());
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%U %e %M"])
-        .arg(melkit)
-        .arg("run")
-        .arg(input)
-        .args(["-o"])
-        .arg(out)
-        .args(["--format", format, "--sample-length", length, "--quiet", "--no-tune-profile"])
-        .output()
-        .context("cannot run /usr/bin/time")?;
+    let mut melkit_run = Command::new(melkit);
+    melkit_run.arg("run").arg(input).args(["-o"]).arg(out);
+    melkit_run.args([
+        "--format",
+        format,
+        "--sample-length",
+        length,
+        "--quiet",
+        "--no-tune-profile",
+    ]);
+    let (output, fields) = crate::bench::under_time(&melkit_run, "%U %e %M")?;
     if !output.status.success() {
         bail!("melkit failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let fields: Vec<f64> = stderr
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let [user, wall, rss_kb] = fields[..] else { bail!("no times from /usr/bin/time: {stderr}") };
+    let [user, wall, rss_kb] = fields[..] else { bail!("no times from /usr/bin/time: {fields:?}") };
     let _ = std::fs::remove_dir_all(out);
     let suffix = if length == length_of(size) { String::new() } else { format!("@{length}s") };
     Ok(Point {

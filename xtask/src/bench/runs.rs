@@ -2,7 +2,7 @@
 //! time with the page cache settled first, and alternated rounds of runs kept at their best.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -125,25 +125,13 @@ fn timed(
     settle_page_cache(input)?;
     let report = out.with_extension("report.json");
     eprintln!("bench: {name}");
-    let inner = command(&report);
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M %U %S"])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .output()
-        .context("cannot run /usr/bin/time")?;
+    let (output, fields) = under_time(&command(&report), "%M %U %S")?;
     if !output.status.success() {
         bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    // The last line: peak RSS (KiB), user and system CPU seconds.
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let fields: Vec<f64> = stderr
-        .lines()
-        .last()
-        .map(|l| l.split_whitespace().filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_default();
+    // Peak RSS (KiB), user and system CPU seconds.
     let [rss_kb, user, system] = fields[..] else {
-        bail!("no peak RSS and CPU time from /usr/bin/time: {stderr}");
+        bail!("no peak RSS and CPU time from /usr/bin/time: {fields:?}");
     };
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
     let _ = std::fs::remove_dir_all(out);
@@ -157,6 +145,25 @@ fn timed(
         cpu_s: user + system,
         stages: r["stage_seconds"].clone(),
     })
+}
+
+/// `command` under GNU time printing `format` (numbers only): its output, and the numbers on the
+/// last line of its standard error.
+pub(crate) fn under_time(command: &Command, format: &str) -> Result<(Output, Vec<f64>)> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", format])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .output()
+        .context("cannot run /usr/bin/time")?;
+    let fields = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Ok((output, fields))
 }
 
 /// A folder of the first `n` files of `corpus` (copied once).
