@@ -33,6 +33,9 @@ mod table;
 use runs::{ROUNDS, alternate, corpus, cpu_run_name, faster, first_files, run_floor, run_melkit};
 pub(crate) use runs::{settle_page_cache, under_time};
 
+/// The formats measured against their I/O floor and against torchaudio.
+const FORMATS: [&str; 3] = ["npy", "h5", "stacked-h5"];
+
 /// Frames per file with the default configuration: 40 long × 2 short × 17 frames.
 const FRAMES_PER_FILE: f64 = 1360.0;
 
@@ -154,7 +157,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "iofloor"])?;
     let iofloor = root.join("target/release/iofloor");
     let mut floors = Vec::new();
-    for format in ["npy", "h5", "stacked-h5"] {
+    for format in FORMATS {
         let floor = || run_floor(&iofloor, format, &native, &out);
         let (run, rounds) = alternate(&[format], |f| cpu_run(f, cores), floor, "its floor")?;
         let floor = rounds.into_iter().reduce(faster).context("no I/O floor")?;
@@ -175,8 +178,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     // ratio per format.
     if anchor_rows.iter().any(|a| a.name == "torchaudio_batch") {
         let torch = || run_anchors(root, &python, &native, cores, "torchaudio_batch");
-        let formats = ["npy", "h5", "stacked-h5"];
-        let (best, rounds) = alternate(&formats, |f| cpu_run(f, cores), torch, "torchaudio")?;
+        let (best, rounds) = alternate(&FORMATS, |f| cpu_run(f, cores), torch, "torchaudio")?;
         let fps = rounds.iter().flatten().map(|(_, fps)| *fps).fold(0.0, f64::max);
         let name = format!("torchaudio_batch, best of {ROUNDS}");
         anchor_rows.extend(best.iter().map(|run| Anchor::new(name.clone(), fps, run)));

@@ -101,7 +101,10 @@ fn measure(
     if !output.status.success() {
         bail!("melkit failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let [user, wall, rss_kb] = fields[..] else { bail!("no times from /usr/bin/time: {fields:?}") };
+    let [user, wall, rss_kb] = fields[..] else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!("no times from /usr/bin/time: {stderr}");
+    };
     let _ = std::fs::remove_dir_all(out);
     let suffix = if length == length_of(size) { String::new() } else { format!("@{length}s") };
     Ok(Point {

@@ -190,10 +190,11 @@ mod tests {
             std::fs::write(&path, bytes).unwrap();
             (path, (0..n).map(|i| first + (i % 1000) as f32).collect::<Vec<f32>>())
         };
-        // The f16 ones longer than the conversion's 2048-value chunks.
+        // b.npy's f16 values span more than one of the conversion's 64 KiB reads (32,768
+        // values each).
         let files = [
             write("a.npy", &[2, 5], 2.0),
-            write("b.npy", &[3, 1000], 1.0),
+            write("b.npy", &[3, 12_000], 1.0),
             write("c.npy", &[3], 100.0),
             write("d.npy", &[4, 700], -1021.0),
         ];

@@ -131,7 +131,8 @@ fn timed(
     }
     // Peak RSS (KiB), user and system CPU seconds.
     let [rss_kb, user, system] = fields[..] else {
-        bail!("no peak RSS and CPU time from /usr/bin/time: {fields:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!("no peak RSS and CPU time from /usr/bin/time: {stderr}");
     };
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
     let _ = std::fs::remove_dir_all(out);
