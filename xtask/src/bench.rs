@@ -239,6 +239,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "run_to_floor": runs[*run].files_per_s / floor.files_per_s,
             "cpu_seconds": floor.cpu_s, "run_cpu_seconds": runs[*run].cpu_s,
             "run_to_floor_by_cpu": floor.cpu_s / runs[*run].cpu_s,
+            // What the run's CPU costs a file over its floor's, and what 80 % of the floor by
+            // CPU allows (a quarter of the floor's): the budget the computation has.
+            "over_floor_cpu_ms_per_file": ms_per_file(runs[*run].cpu_s - floor.cpu_s, floor),
+            "allowed_at_80_percent_cpu_ms_per_file": ms_per_file(0.25 * floor.cpu_s, floor),
         })).collect::<Vec<_>>(),
     });
     let markdown = table::markdown(&report, &runs, &anchor_rows, limit);
@@ -317,4 +321,9 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores")
+}
+
+/// `seconds` of CPU over the files of `run`, in milliseconds a file.
+fn ms_per_file(seconds: f64, run: &Run) -> f64 {
+    seconds * 1e3 / run.files.max(1) as f64
 }
