@@ -10,10 +10,11 @@ use anyhow::{Context, Result, bail};
 use crate::cargo;
 
 /// The best wall milliseconds per batch of 32 files on the lane and the pair path, alternated,
-/// on every core (rayon's default).
-pub(crate) fn lanes_and_pairs(root: &Path) -> Result<(f64, f64)> {
+/// on every core (rayon's default), with the configuration keys `keys` (`KEY=VALUE`) set.
+pub(crate) fn lanes_and_pairs(root: &Path, keys: &[&str]) -> Result<(f64, f64)> {
     cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "cpu_ab"])?;
     let output = Command::new(root.join("target/release/cpu_ab"))
+        .args(keys)
         .env_remove("RAYON_NUM_THREADS")
         .output()
         .context("cannot run cpu_ab")?;

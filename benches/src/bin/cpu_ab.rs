@@ -4,11 +4,12 @@
 //! shared machine, where a mean moves with the neighbours' load; threads: `RAYON_NUM_THREADS`.
 //!
 //! ```text
-//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs] [db]
+//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs] [db] [KEY=VALUE ...]
 //! ```
 //!
 //! With a path named, only that path runs (for a profiler); `db` takes dB output (the FFT in
-//! f64) instead of the default power.
+//! f64) instead of the default power; `KEY=VALUE` sets a configuration key (`hop_length=24`:
+//! a hop that does not divide a quarter of `n_fft`, whose first pass loads its inputs one by one).
 
 use melkit_backend_cpu::{CpuBackend, CpuFft};
 use melkit_core::{Backend, Config};
@@ -17,10 +18,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let db = args.iter().any(|a| a == "db");
     let scale = if db { melkit_core::config::Scale::Db } else { Config::default().scale };
-    let config = Config { scale, ..Config::default() };
+    let mut config = Config { scale, ..Config::default() };
+    let (keys, args): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| a.contains('='));
+    for pair in keys {
+        let (key, value) = pair.split_once('=').unwrap_or_default();
+        config.set(key, value)?;
+    }
     let (plan, batch) = melkit_benches::batch(&config, 32);
     let mut out = vec![0.0; batch.output_len(&plan)];
-    let only = args.iter().find(|a| *a != "db");
+    let only = args.into_iter().find(|a| *a != "db");
     let paths: Vec<CpuFft> = match only.map(String::as_str) {
         None => vec![CpuFft::Lanes, CpuFft::Pairs],
         Some("lanes") => vec![CpuFft::Lanes],

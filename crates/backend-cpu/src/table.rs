@@ -209,7 +209,13 @@ impl<T: Copy> Taps<T> {
     #[inline(always)]
     pub fn load4<V: Vector<T = T>>(&self, src: &[T], j: usize) -> [Cv<V>; 4] {
         let Some((step, quads)) = &self.strided else {
-            return std::array::from_fn(|q| self.load(src, j + q * self.quarter));
+            // A loop, not `std::array::from_fn`: LLVM left that closure out of line, a call
+            // (and its register spills) a value, which made the lane path 4x slower.
+            let mut values = [Cv::zero(); 4];
+            for (q, value) in values.iter_mut().enumerate() {
+                *value = self.load(src, j + q * self.quarter);
+            }
+            return values;
         };
         // Loop-invariant, so one check a group instead of eight a butterfly.
         assert!(src.len() >= self.reach && V::L <= self.lanes);

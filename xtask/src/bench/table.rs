@@ -37,6 +37,16 @@ pub(super) fn markdown(report: &Value, runs: &[Run], anchors: &[Anchor], limit: 
         alternated("pairs") / alternated("lanes"),
         f("latency_ms_one_core"),
     );
+    let other = &report["compute_alternated_ms_other_hop"];
+    if let (Some(lanes), Some(pairs)) = (other["lanes"].as_f64(), other["pairs"].as_f64()) {
+        let _ = writeln!(
+            md,
+            "`cpu_ab` with `{}` (the first pass loads its inputs one by one): lanes {lanes:.2} ms, \
+             pairs {pairs:.2} ms, {:.2}×.\n",
+            other["config"].as_str().unwrap_or(""),
+            pairs / lanes,
+        );
+    }
     if let Some(wgpu) = report["wgpu_compute_segments_per_s"].as_f64() {
         let _ = writeln!(
             md,
