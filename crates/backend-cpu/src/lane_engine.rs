@@ -6,11 +6,12 @@
 //! `t..t+L` is then the `L` neighbours `table[i % hop][t + i / hop ..]`, one vector load. The
 //! frames of a segment go through the transform `L` at a time; what is left of each segment
 //! (its last `n_frames % L`) is copied out of several segments' tables, one frame a lane (by
-//! 8x8 transposes where each lane is the same frame of the next table). Each bin's
-//! power is one vector of `L` frames, kept in a small L1 buffer, and each mel value is a sum of
-//! weights times those vectors, stored as `L` consecutive frames of the output. Work is split
-//! across threads by groups of whole long segments, so the leftovers of short long segments fill
-//! their lanes too.
+//! 8x8 transposes where each lane is the same frame of the next table), or, where that is at
+//! least half of `L`, taken as the segment's last `L` frames, a few of them computed twice.
+//! Each bin's power is one vector of `L` frames, kept in a small L1 buffer, and each mel value
+//! is a sum of weights times those vectors, stored as `L` consecutive frames of the output. Work
+//! is split across threads by groups of whole long segments, so the leftovers of short long
+//! segments fill their lanes too.
 
 use melkit_core::backend::{SignalBatch, StepTimings};
 use melkit_core::config::Config;
