@@ -1,7 +1,8 @@
 //! The per-segment frame tables of the lane path: what each cell holds, and how a table is laid
-//! out fast (rows of samples `hop` apart between zeros; by 8x8 AVX2 transposes where every row is
-//! such a run, one sample on from the last, in f32; an index gather otherwise), and the taps the
-//! transform's first pass reads a table (or the copied-out last frames) by.
+//! out fast (rows of samples `hop` apart between zeros; by 8x8 AVX2 transposes in f32 where every
+//! row is such a run, one sample on from the last, or where the table is the constant-padded
+//! segment transposed; an index gather otherwise), and the taps the transform's first pass reads
+//! a table (or the copied-out last frames) by.
 
 use rustfft::num_traits::Float;
 
@@ -69,6 +70,11 @@ pub struct Layout {
     /// The run every row shares, one sample on from the row before: the table is then a
     /// transpose of the segment.
     block: Option<(usize, usize, usize)>,
+    /// `shift` where every cell `(c, r)` holds sample `r · hop + c - shift` where that lies in
+    /// the segment, and zero elsewhere (constant padding whose length is not a multiple of the
+    /// hop, so the rows' runs start at different cells): the table is then a transpose of the
+    /// padded segment, taken by 8x8 blocks of 8 rows where those lie within the segment.
+    shifted: Option<usize>,
 }
 
 impl Layout {
@@ -91,7 +97,19 @@ impl Layout {
             let shared = runs.iter().enumerate().all(|(c, &run)| run == (lo, hi, first + c));
             shared.then_some((lo, hi, first))
         });
-        Layout { sources, rows, hop, runs, block }
+        let shifted = Self::shift(&sources, rows, hop, blank);
+        Layout { sources, rows, hop, runs, block, shifted }
+    }
+
+    /// The shift of [`Layout::shifted`], where every cell's source is of that form.
+    fn shift(sources: &[u32], rows: usize, hop: usize, blank: usize) -> Option<usize> {
+        let at = sources.iter().position(|&j| j as usize != blank)?;
+        let shift = ((at % rows) * hop + at / rows).checked_sub(sources[at] as usize)?;
+        let fits = sources.iter().enumerate().all(|(at, &j)| {
+            let p = (at % rows) * hop + at / rows;
+            j as usize == p.checked_sub(shift).filter(|&i| i < blank).unwrap_or(blank)
+        });
+        fits.then_some(shift)
     }
 
     /// Cells in a table.
@@ -100,8 +118,9 @@ impl Layout {
     }
 
     /// Lays out the short segment `short` as `table`, by 8x8 transposes where the layout and
-    /// the CPU allow, else row by row, else cell by cell through `padded` (`short` and a zero,
-    /// its last value never written).
+    /// the CPU allow (of the segment itself, or eight rows at a time of the padded segment, the
+    /// rows reaching into the padding padded in `padded` first), else row by row, else cell by
+    /// cell through `padded` (`short` and a zero, its last value never written).
     ///
     /// `table` must hold zeros in every cell with no sample (the padding), as a table made of
     /// zeros and only ever laid out by this layout does: the transposes write the samples only.
@@ -120,6 +139,43 @@ impl Layout {
             && crate::simd::blocks_fit(simd, hi - lo, hop)
             && T::transpose(simd, cells, (first, hop), table, (lo, rows), hi - lo, hop)
         {
+            return;
+        }
+        if let Some(shift) = self.shifted
+            && let Some(cells) = T::cast(short)
+            && crate::simd::blocks_fit(simd, 8, hop)
+        {
+            let len = short.len();
+            for r0 in (0..rows).step_by(8) {
+                // Eight rows whose samples all lie in the segment: one row of 8x8 transposes.
+                let start = (r0 * hop).checked_sub(shift).filter(|s| s + 8 * hop <= len);
+                if let Some(start) = start.filter(|_| r0 + 8 <= rows)
+                    && T::transpose(simd, cells, (start, hop), table, (r0, rows), 8, hop)
+                {
+                    continue;
+                }
+                // Eight rows that reach into the padding: padded in `padded` first, where that
+                // holds them, then transposed.
+                let chunk = 8 * hop;
+                if r0 + 8 <= rows && padded.len() >= chunk {
+                    for (i, x) in padded[..chunk].iter_mut().enumerate() {
+                        let k = (r0 * hop + i).checked_sub(shift).filter(|&k| k < len);
+                        *x = k.map_or(T::zero(), |k| <T as From<f32>>::from(short[k]));
+                    }
+                    if T::transpose(simd, padded, (0, hop), table, (r0, rows), 8, hop) {
+                        continue;
+                    }
+                }
+                // Else (the last rows, fewer than eight) their samples one by one (the padding
+                // cells keep their zeros).
+                for r in r0..(r0 + 8).min(rows) {
+                    for c in 0..hop {
+                        if let Some(k) = (r * hop + c).checked_sub(shift).filter(|&k| k < len) {
+                            table[c * rows + r] = <T as From<f32>>::from(short[k]);
+                        }
+                    }
+                }
+            }
             return;
         }
         if let Some(runs) = &self.runs {
@@ -261,6 +317,46 @@ mod tests {
         };
         let window: Vec<f32> = (0..n).map(|i| i as f32).collect();
         Taps::new(&at, &window, 8)
+    }
+
+    /// A table of constant padding `shift` (the padded segment transposed) holds each cell's
+    /// sample, or zero, whichever path lays it out: 8x8 transposes, and edge rows padded first or
+    /// one by one (the last rows short of eight, or a segment shorter than eight hops), where the
+    /// hop is a multiple of 8 under AVX2; rows or cells otherwise. Paddings that are and are not multiples of the hop, row
+    /// counts that are and are not multiples of 8.
+    #[test]
+    fn a_shifted_table_holds_each_cells_sample_on_every_path() {
+        let cases = [
+            (160, 256, 16_000),
+            (160, 256, 15_840),
+            (160, 256, 1000),
+            (24, 128, 512),
+            (32, 128, 512),
+            (20, 128, 512),
+        ];
+        for (hop, shift, len) in cases {
+            let rows = (len + 2 * shift) / hop + 1;
+            let source = |c: usize, r: usize| {
+                (r * hop + c).checked_sub(shift).filter(|&k| k < len).unwrap_or(len)
+            };
+            let sources: Vec<u32> =
+                (0..hop * rows).map(|at| source(at / rows, at % rows) as u32).collect();
+            let layout = Layout::new(sources, rows, hop, len);
+            assert_eq!(layout.shifted, Some(shift), "hop {hop}");
+            let short: Vec<f32> = (0..len).map(|k| (k % 997) as f32 + 1.0).collect();
+            for simd in [Simd::detect(), Simd::Baseline] {
+                let (mut padded, mut table) = (vec![0.0; len + 1], vec![0.0f32; hop * rows]);
+                // Twice, as a reused table is: the padding keeps its zeros.
+                for _ in 0..2 {
+                    layout.lay_out(simd, &short, &mut padded, &mut table);
+                }
+                for (at, &x) in table.iter().enumerate() {
+                    let k = source(at / rows, at % rows);
+                    let want = short.get(k).copied().unwrap_or(0.0);
+                    assert_eq!(x, want, "hop {hop}, {simd:?}, cell {at}");
+                }
+            }
+        }
     }
 
     /// A butterfly's inputs are strided where the hop divides `n / 4` (the defaults: 256 and
