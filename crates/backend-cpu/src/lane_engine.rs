@@ -95,7 +95,9 @@ impl<V: Vector> LaneEngine<V> {
         if !LaneFft::<V>::supports(n) || u32::try_from(plan.short_len).is_err() {
             return None;
         }
-        let rows = frames + (n - 1) / hop;
+        // A multiple of 8, so that a table is laid out by whole 8x8 transposes (the rows past
+        // the frames' samples hold zeros).
+        let rows = (frames + (n - 1) / hop).next_multiple_of(8);
         let cell = |c: usize, r: usize| {
             let t = r.min(frames - 1);
             let i = r * hop + c - t * hop;

@@ -158,10 +158,16 @@ impl Layout {
                 // holds them, then transposed.
                 let chunk = 8 * hop;
                 if r0 + 8 <= rows && padded.len() >= chunk {
-                    for (i, x) in padded[..chunk].iter_mut().enumerate() {
-                        let k = (r0 * hop + i).checked_sub(shift).filter(|&k| k < len);
-                        *x = k.map_or(T::zero(), |k| <T as From<f32>>::from(short[k]));
+                    // Values `lo..hi` of the chunk are samples, from `r0 · hop + lo - shift` on.
+                    let lo = shift.saturating_sub(r0 * hop).min(chunk);
+                    let hi = (shift + len).saturating_sub(r0 * hop).clamp(lo, chunk);
+                    padded[..lo].fill(T::zero());
+                    let samples = short.get((r0 * hop + lo).saturating_sub(shift)..);
+                    let samples = samples.unwrap_or_default();
+                    for (x, &v) in padded[lo..hi].iter_mut().zip(samples) {
+                        *x = <T as From<f32>>::from(v);
                     }
+                    padded[hi..chunk].fill(T::zero());
                     if T::transpose(simd, padded, (0, hop), table, (r0, rows), 8, hop) {
                         continue;
                     }
@@ -326,7 +332,7 @@ mod tests {
     /// counts that are and are not multiples of 8.
     #[test]
     fn a_shifted_table_holds_each_cells_sample_on_every_path() {
-        let cases = [
+        let cases: [(usize, usize, usize); 6] = [
             (160, 256, 16_000),
             (160, 256, 15_840),
             (160, 256, 1000),
@@ -334,8 +340,13 @@ mod tests {
             (32, 128, 512),
             (20, 128, 512),
         ];
-        for (hop, shift, len) in cases {
+        // Rows as the frames need them, and rounded up past a multiple of 8 (as the lane
+        // engine lays its tables out), so that eight rows lie wholly past the segment's end.
+        let both = cases.into_iter().flat_map(|(hop, shift, len)| {
             let rows = (len + 2 * shift) / hop + 1;
+            [(hop, shift, len, rows), (hop, shift, len, rows.next_multiple_of(8) + 8)]
+        });
+        for (hop, shift, len, rows) in both {
             let source = |c: usize, r: usize| {
                 (r * hop + c).checked_sub(shift).filter(|&k| k < len).unwrap_or(len)
             };
