@@ -30,7 +30,8 @@ use crate::for_each_task;
 use crate::lanes::{Cv, LaneFft};
 use crate::mel::{MEL_BLOCK, MelBlocks, SparseMel};
 use crate::simd::Simd;
-use crate::table::{Cell, Layout, Taps};
+use crate::table::{Cell, Layout};
+use crate::taps::Taps;
 use crate::vector::{MAX_LANES, Vector};
 
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).

@@ -18,6 +18,7 @@ mod lanes;
 mod mel;
 mod simd;
 mod table;
+mod taps;
 mod vector;
 
 use melkit_core::backend::{Backend, SignalBatch, StepTimings, check_output};
