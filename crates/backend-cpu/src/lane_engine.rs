@@ -7,7 +7,8 @@
 //! frames of a segment go through the transform `L` at a time; what is left of each segment
 //! (its last `n_frames % L`) is copied out of several segments' tables, one frame a lane (by
 //! 8x8 transposes where each lane is the same frame of the next table), or, where that is at
-//! least half of `L`, taken as the segment's last `L` frames, a few of them computed twice.
+//! least half of `L` and the segment has `L` frames, taken as the segment's last `L` frames, a
+//! few of them computed twice.
 //! Each bin's power is one vector of `L` frames, kept in a small L1 buffer, and each mel value
 //! is a sum of weights times those vectors, stored as `L` consecutive frames of the output. Work
 //! is split across threads by groups of whole long segments, so the leftovers of short long
@@ -75,7 +76,8 @@ pub struct LaneEngine<V: Vector> {
 
 /// Per-thread buffers.
 pub struct LaneScratch<V: Vector> {
-    /// One short segment and a trailing zero.
+    /// The layout's scratch: one short segment and a trailing zero, or eight hops of the padded
+    /// segment (see [`Layout::lay_out`]).
     short: Vec<V::T>,
     /// The tables of a tile's segments.
     tables: Vec<V::T>,

@@ -118,7 +118,8 @@ impl Layout {
     /// Lays out the short segment `short` as `table`, by 8x8 transposes where the layout and
     /// the CPU allow (of the segment itself, or eight rows at a time of the padded segment, the
     /// rows reaching into the padding padded in `padded` first), else row by row, else cell by
-    /// cell through `padded` (`short` and a zero, its last value never written).
+    /// cell through `padded` (`short` and a zero). `padded` holds at least `short`'s length and
+    /// one value.
     ///
     /// `table` must hold zeros in every cell with no sample (the padding), as a table made of
     /// zeros and only ever laid out by this layout does: the transposes write the samples only.
@@ -196,6 +197,7 @@ impl Layout {
         for (x, &v) in padded.iter_mut().zip(short) {
             *x = <T as From<f32>>::from(v);
         }
+        padded[short.len()] = T::zero();
         for (cell, &src) in table.iter_mut().zip(&self.sources) {
             *cell = padded[src as usize];
         }

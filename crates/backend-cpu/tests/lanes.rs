@@ -49,14 +49,16 @@ fn levels() -> Vec<Simd> {
 }
 
 /// Every case: `(frames, scale, the instruction sets to run it under)`. Power: every residue of
-/// the frame count mod 8 (8..16) under every instruction set, and mod 16 (8..24) under AVX-512's
-/// sixteen lanes; dB (eight f64 lanes, in AVX-512 registers or arrays): a third of the
-/// residues mod 8 under every instruction set.
+/// the frame count mod 8 (8..16) under every instruction set, and mod 16 (8..32: each residue
+/// of at least 8 both with fewer frames than 16 and with more, so both with its last frames
+/// copied out and as the segment's last whole vector) under AVX-512's sixteen lanes; dB (eight
+/// f64 lanes, in AVX-512 registers or arrays): a third of the residues mod 8 under every
+/// instruction set.
 fn cases(levels: &[Simd]) -> Vec<(usize, Scale, Vec<Simd>)> {
     let mut cases: Vec<_> = (8..16).map(|f| (f, Scale::Power, levels.to_vec())).collect();
     cases.extend((8..16).filter(|f| f % 3 == 0).map(|f| (f, Scale::Db, levels.to_vec())));
     if levels.contains(&Simd::Avx512) {
-        cases.extend((16..24).map(|f| (f, Scale::Power, vec![Simd::Avx512])));
+        cases.extend((16..32).map(|f| (f, Scale::Power, vec![Simd::Avx512])));
     }
     cases
 }
