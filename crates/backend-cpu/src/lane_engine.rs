@@ -247,16 +247,14 @@ impl<V: Vector> LaneEngine<V> {
     ) {
         let per = plan.n_frames;
         let cells = self.layout.cells();
-        let (full, mut rest) = (per / V::L * V::L, per % V::L);
+        let full = per / V::L * V::L;
         let LaneScratch { tables, data, power, left, .. } = s;
         // Whole vectors of a segment's frames (with `overlap`, a last one of its last `L`
         // frames), then each segment's last frames, lanes across segments (lanes past the last
         // frame repeat the first and are not stored), first copied out as `[sample][lane]`. One
         // loop, so the transform is inlined once.
-        let mut per_short = full / V::L;
-        if self.overlap {
-            (per_short, rest) = (per_short + 1, 0);
-        }
+        let (per_short, rest) =
+            if self.overlap { (per.div_ceil(V::L), 0) } else { (per / V::L, per % V::L) };
         let whole = shorts * per_short;
         let n_mels = self.mel.n_mels();
         for g in 0..whole + (shorts * rest).div_ceil(V::L) {

@@ -144,19 +144,19 @@ impl Layout {
             && let Some(cells) = T::cast(short)
             && crate::simd::blocks_fit(simd, 8, hop)
         {
-            let len = short.len();
+            let (len, chunk) = (short.len(), 8 * hop);
             for r0 in (0..rows).step_by(8) {
+                let eight = r0 + 8 <= rows;
                 // Eight rows whose samples all lie in the segment: one row of 8x8 transposes.
-                let start = (r0 * hop).checked_sub(shift).filter(|s| s + 8 * hop <= len);
-                if let Some(start) = start.filter(|_| r0 + 8 <= rows)
+                let start = (r0 * hop).checked_sub(shift).filter(|s| eight && s + chunk <= len);
+                if let Some(start) = start
                     && T::transpose(simd, cells, (start, hop), table, (r0, rows), 8, hop)
                 {
                     continue;
                 }
                 // Eight rows that reach into the padding: padded in `padded` first, where that
                 // holds them, then transposed.
-                let chunk = 8 * hop;
-                if r0 + 8 <= rows && padded.len() >= chunk {
+                if eight && padded.len() >= chunk {
                     // Values `lo..hi` of the chunk are samples, from `r0 · hop + lo - shift` on.
                     let lo = shift.saturating_sub(r0 * hop).min(chunk);
                     let hi = (shift + len).saturating_sub(r0 * hop).clamp(lo, chunk);
