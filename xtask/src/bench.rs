@@ -121,6 +121,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     // loads its inputs one by one (a slower form the defaults never take).
     let (hop24_lanes_ms, hop24_pairs_ms) =
         crate::cpu_ab::lanes_and_pairs(root, &[HOP_NOT_DIVIDING])?;
+    // What the vector units allow: the least a lane-batched transform costs here.
+    let kernel_limit = crate::cpu_ab::kernel_limit(root)?;
 
     let mut runs = Vec::new();
     let out = dir.join("out");
@@ -227,6 +229,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         "compute_alternated_ms_other_hop": {
             "config": HOP_NOT_DIVIDING, "lanes": hop24_lanes_ms, "pairs": hop24_pairs_ms,
         },
+        "kernel_limit": kernel_limit,
         "wgpu_compute_segments_per_s": wgpu_ns.map(|ns| 32.0 * 80.0 / (ns * 1e-9)),
         "cpu_compute_segments_per_s": compute_files_per_s * 80.0,
         "compute_ratio_to_limit": compute_files_per_s / limit,

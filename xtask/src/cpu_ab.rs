@@ -1,11 +1,13 @@
 //! The lane path against the pair path alternated batch by batch (`melkit-benches`' `cpu_ab`),
 //! for `cargo xtask bench`: criterion times the two paths one after the other, so on a shared
 //! machine a change of load between them moves its ratio; the alternated best-of-90 does not.
+//! Also the kernel's limits on this CPU (`kernel_limit`), beside the lane path.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
 
 use crate::cargo;
 
@@ -22,6 +24,21 @@ pub(crate) fn lanes_and_pairs(root: &Path, keys: &[&str]) -> Result<(f64, f64)> 
         bail!("cpu_ab failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `kernel_limit`'s report (the vector units' peak, the bare transform and the lane path a
+/// file, one thread), or `None` where it cannot measure them (no AVX2 and FMA).
+pub(crate) fn kernel_limit(root: &Path) -> Result<Option<Value>> {
+    cargo(&["build", "--release", "--quiet", "-p", "melkit-benches", "--bin", "kernel_limit"])?;
+    let output = Command::new(root.join("target/release/kernel_limit"))
+        .arg("--json")
+        .output()
+        .context("cannot run kernel_limit")?;
+    if !output.status.success() {
+        eprintln!("bench: kernel_limit skipped: {}", String::from_utf8_lossy(&output.stderr));
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_slice(&output.stdout).context("kernel_limit's report")?))
 }
 
 /// `(lanes, pairs)` from cpu_ab's line `... lanes 5.90, pairs 12.80; lanes are 2.17x pairs`.
