@@ -350,12 +350,20 @@ impl<V: Vector> LaneEngine<V> {
             #[inline(always)]
             |j| taps.load4(src, j),
         );
-        // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m.
+        // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m. The
+        // power's form is chosen once a group, not once a value.
         let m = self.fft.points();
-        for k in 1..m / 2 {
-            let (p, q) = self.fft.power_pair::<FMA>(data, k);
-            power[k] = self.exponent(p);
-            power[m - k] = self.exponent(q);
+        let (low, high) = power[..=m].split_at_mut(m / 2);
+        let (low, high) = (&mut low[1..], &mut high[1..m / 2]);
+        match self.power {
+            Power::Square => self.fft.power_pairs::<_, FMA>(data, low, high, V::to_p),
+            _ => self.fft.power_pairs::<_, FMA>(
+                data,
+                low,
+                high,
+                #[inline(always)]
+                |p| self.exponent(p),
+            ),
         }
         for k in [0, m / 2, m] {
             power[k] = self.exponent(self.fft.power::<FMA>(data, k));

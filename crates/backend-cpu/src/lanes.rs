@@ -164,26 +164,55 @@ impl<V: Vector> LaneFft<V> {
         xr.mul_add::<FMA>(xr, xi.mul(xi))
     }
 
-    /// `4 |X_k|²` and `4 |X_{m-k}|²` (`0 < k < m / 2`) from the same two transformed values,
-    /// `W^{m-k}` being `-conj W^k`: half the loads and a third fewer operations than two
-    /// calls of [`LaneFft::power`].
+    /// `f(4 |X_k|²)` into `low[k - 1]` and `f(4 |X_{m-k}|²)` into `high[m / 2 - 1 - k]` for
+    /// every `0 < k < m / 2`, each pair from the same two transformed values (`W^{m-k}` being
+    /// `-conj W^k`: half the loads and a third fewer operations than a bin at a time), through
+    /// zipped slices: no bounds check in the loop. `low` and `high` hold `m / 2 - 1` values.
     #[inline(always)]
-    pub fn power_pair<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> (V, V) {
-        let [er, ei, a, b] = self.split_terms::<FMA>(data, k);
-        // X_k = (er + a, ei + b) and X_{m-k} = (er - a, b - ei).
-        let (xr, xi, yr, yi) = (er.add(a), ei.add(b), er.sub(a), b.sub(ei));
-        (xr.mul_add::<FMA>(xr, xi.mul(xi)), yr.mul_add::<FMA>(yr, yi.mul(yi)))
+    pub fn power_pairs<P, const FMA: bool>(
+        &self,
+        data: &[Cv<V>],
+        low: &mut [P],
+        high: &mut [P],
+        f: impl Fn(V) -> P,
+    ) {
+        let pairs = &self.split[1..self.m / 2];
+        assert!(low.len() == pairs.len() && high.len() == pairs.len() && data.len() >= self.m);
+        for ((split, lo), hi) in pairs.iter().zip(low).zip(high.iter_mut().rev()) {
+            // SAFETY: `split` is one of `self.split`; `data` holds `m` values (asserted above).
+            #[allow(unsafe_code)]
+            let [er, ei, a, b] = unsafe { self.terms::<FMA>(data, split) };
+            // X_k = (er + a, ei + b) and X_{m-k} = (er - a, b - ei).
+            let (xr, xi, yr, yi) = (er.add(a), ei.add(b), er.sub(a), b.sub(ei));
+            *lo = f(xr.mul_add::<FMA>(xr, xi.mul(xi)));
+            *hi = f(yr.mul_add::<FMA>(yr, yi.mul(yi)));
+        }
     }
 
     /// `[er, ei, a, b]` of bin `k`, with `X_k = (er + a, ei + b)`: `E = (er, ei)` and
     /// `W^k O = (a, b)`, from `2E = Z_k + conj Z_{m-k}` and `2O = (Z_k - conj Z_{m-k}) / i`.
     #[inline(always)]
     fn split_terms<const FMA: bool>(&self, data: &[Cv<V>], k: usize) -> [V; 4] {
-        let (pk, pn, (c, s)) = self.split[k];
-        // Loop-invariant, so one check a group instead of two a bin.
         assert!(data.len() >= self.m);
-        // SAFETY: `pk` and `pn` are positions of `0..m` (`new` makes them so), within `data`.
+        // SAFETY: the split is one of `self.split`, and `data` holds `m` values (asserted).
         #[allow(unsafe_code)]
+        unsafe {
+            self.terms::<FMA>(data, &self.split[k])
+        }
+    }
+
+    /// [`split_terms`](Self::split_terms) of the bin whose positions and twiddle are `split`,
+    /// the data's length checked by the caller (once a group, not once a bin).
+    ///
+    /// # Safety
+    /// `split` is one of `self.split` and `data` holds at least `m` values.
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    unsafe fn terms<const FMA: bool>(&self, data: &[Cv<V>], split: &Split<V::T>) -> [V; 4] {
+        let &(pk, pn, (c, s)) = split;
+        debug_assert!(pk < self.m && pn < self.m && data.len() >= self.m);
+        // SAFETY: `pk` and `pn` are positions of `0..m` (`new` makes every split so), within
+        // `data` (the caller's promise).
         let (zk, zn) = unsafe { (data.get_unchecked(pk), data.get_unchecked(pn)) };
         let (c, s) = (V::splat(c), V::splat(s));
         let (or, oi) = (zk.im.add(zn.im), zn.re.sub(zk.re));
@@ -298,17 +327,20 @@ mod tests {
             let (mut plain, mut fused) = (vec![Cv::zero(); n / 2], vec![Cv::zero(); n / 2]);
             fft.transform::<false>(&mut plain, load);
             fft.transform::<true>(&mut fused, load);
+            // The paired form, into both halves at once.
+            let m = n / 2;
+            let (mut low, mut high) =
+                (vec![V::splat(V::T::zero()); m / 2 - 1], vec![V::splat(V::T::zero()); m / 2 - 1]);
+            fft.power_pairs::<_, true>(&fused, &mut low, &mut high, |p| p);
             for k in 0..=n / 2 {
                 let (mut got, mut also) = ([V::T::zero(); MAX_LANES], [V::T::zero(); MAX_LANES]);
                 fft.power::<false>(&plain, k).store(&mut got);
                 fft.power::<true>(&fused, k).store(&mut also);
                 // The paired form gives the same bins (within rounding).
-                let m = n / 2;
                 if 0 < k && k < m / 2 {
                     let (mut lo, mut hi) = ([V::T::zero(); MAX_LANES], [V::T::zero(); MAX_LANES]);
-                    let (p, q) = fft.power_pair::<true>(&fused, k);
-                    p.store(&mut lo);
-                    q.store(&mut hi);
+                    low[k - 1].store(&mut lo);
+                    high[m / 2 - 1 - k].store(&mut hi);
                     let mut single = [V::T::zero(); MAX_LANES];
                     fft.power::<true>(&fused, m - k).store(&mut single);
                     for l in 0..V::L {
