@@ -345,11 +345,8 @@ impl<V: Vector> LaneEngine<V> {
         src: &[V::T],
         taps: &Taps<V::T>,
     ) {
-        self.fft.transform::<FMA>(
-            data,
-            #[inline(always)]
-            |j| taps.load4(src, j),
-        );
+        taps.first_pass::<V, FMA>(&self.fft, data, src);
+        self.fft.other_passes::<FMA>(data);
         // Bins k and m - k together, then the three that pair with no other: 0, m/2 and m. The
         // power's form is chosen once a group, not once a value.
         let m = self.fft.points();

@@ -96,29 +96,54 @@ impl<V: Vector> LaneFft<V> {
         self.m
     }
 
-    /// The packed transform of the `n / 2` values into `data`, output digit-reversed; `load(j)`
-    /// gives the values `j + q · n / 8` (`q < 4`), the inputs of the first pass's butterfly `j`.
-    /// The first pass reads its inputs through `load` (so framing and windowing cost no pass of
-    /// their own). `FMA`: twiddles with fused multiply-adds (where the CPU has them).
-    #[inline(always)]
-    pub fn transform<const FMA: bool>(
+    /// The packed transform of the `n / 2` values into `data`, output digit-reversed: the
+    /// first pass ([`first_pass`](Self::first_pass)) from `inputs` by `load`, then the others.
+    #[cfg(test)]
+    pub fn transform<I, const FMA: bool>(
         &self,
         data: &mut [Cv<V>],
-        load: impl Fn(usize) -> [Cv<V>; 4],
+        inputs: &[I],
+        load: impl Fn(&I) -> [Cv<V>; 4],
+    ) {
+        self.first_pass::<I, FMA>(data, inputs, load);
+        self.other_passes::<FMA>(data);
+    }
+
+    /// The first radix-4 pass into `data`, its inputs read as they come (so framing and
+    /// windowing cost no pass of their own): `load(&inputs[j])` gives the values
+    /// `j + q · n / 8` (`q < 4`) of butterfly `j`. A slice and an inlined closure, not an
+    /// iterator: a zip calls a `Map`'s closure through a function LLVM leaves out of line,
+    /// compiled without the CPU's vector instructions (measured 5x slower). `FMA`: twiddles
+    /// with fused multiply-adds (where the CPU has them).
+    #[inline(always)]
+    pub fn first_pass<I, const FMA: bool>(
+        &self,
+        data: &mut [Cv<V>],
+        inputs: &[I],
+        load: impl Fn(&I) -> [Cv<V>; 4],
     ) {
         // n >= 8 makes at least one radix-4 pass.
-        let Some((first, rest)) = self.passes.split_first() else { return };
+        let Some(first) = self.passes.first() else { return };
         let s = first.span;
         let (a, more) = data.split_at_mut(s);
         let (b, more) = more.split_at_mut(s);
         let (c, d) = more.split_at_mut(s);
-        let rows = a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut());
-        for (j, ((((a, b), c), d), w)) in rows.zip(&first.twiddles).enumerate() {
-            // Row 0's twiddles are 1.
-            let w = (j > 0).then_some(w);
-            let [x0, x1, x2, x3] = load(j);
-            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, w);
+        let mut rows = a.iter_mut().zip(b).zip(c).zip(d).zip(inputs);
+        // Row 0, whose twiddles are 1, on its own: no branch in the loop.
+        if let Some(((((a, b), c), d), input)) = rows.next() {
+            let [x0, x1, x2, x3] = load(input);
+            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, None);
         }
+        for (((((a, b), c), d), input), w) in rows.zip(&first.twiddles[1..]) {
+            let [x0, x1, x2, x3] = load(input);
+            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, Some(w));
+        }
+    }
+
+    /// The passes after the first, in place.
+    #[inline(always)]
+    pub fn other_passes<const FMA: bool>(&self, data: &mut [Cv<V>]) {
+        let Some((_, rest)) = self.passes.split_first() else { return };
         // The last radix-4 pass (span 2) and the radix-2 pass fused, a block of eight values
         // held at once, where that measured faster (see `Vector::FUSED_LAST`).
         let fuse = V::FUSED_LAST && self.radix2 && !rest.is_empty();
@@ -129,10 +154,12 @@ impl<V: Vector> LaneFft<V> {
                 let (a, more) = block.split_at_mut(s);
                 let (b, more) = more.split_at_mut(s);
                 let (c, d) = more.split_at_mut(s);
-                let rows = a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).zip(d.iter_mut());
-                for (j, ((((a, b), c), d), w)) in rows.zip(&pass.twiddles).enumerate() {
-                    let w = (j > 0).then_some(w);
-                    [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, w);
+                let mut rows = a.iter_mut().zip(b).zip(c).zip(d);
+                if let Some((((a, b), c), d)) = rows.next() {
+                    [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, None);
+                }
+                for ((((a, b), c), d), w) in rows.zip(&pass.twiddles[1..]) {
+                    [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, Some(w));
                 }
             }
         }
@@ -325,8 +352,9 @@ mod tests {
             };
             let load = |j: usize| std::array::from_fn(|q| value(j + q * n / 8));
             let (mut plain, mut fused) = (vec![Cv::zero(); n / 2], vec![Cv::zero(); n / 2]);
-            fft.transform::<false>(&mut plain, load);
-            fft.transform::<true>(&mut fused, load);
+            let rows: Vec<usize> = (0..n / 8).collect();
+            fft.transform::<_, false>(&mut plain, &rows, |&j| load(j));
+            fft.transform::<_, true>(&mut fused, &rows, |&j| load(j));
             // The paired form, into both halves at once.
             let m = n / 2;
             let (mut low, mut high) =

@@ -3,20 +3,20 @@
 //! window weights, and the evenly spaced form that loads a butterfly's four inputs from two
 //! offsets.
 
-use crate::lanes::Cv;
+use crate::lanes::{Cv, LaneFft};
 use crate::vector::Vector;
 
 /// The first pass's inputs: for packed value `j`, where its real and imaginary samples' lane 0
 /// is in the source and their window weights, and how far into the source the loads reach.
 pub struct Taps<T> {
-    taps: Vec<[(usize, T); 2]>,
+    /// For each butterfly `j`, its four values' (`j + q · n / 8`, `q < 4`) real and imaginary
+    /// taps.
+    each: Vec<[[(usize, T); 2]; 4]>,
     /// The largest offset plus `L`: the length a source must have.
     reach: usize,
     /// The values loaded at each offset (`L`): a vector of more would pass `reach`.
     lanes: usize,
-    /// The first pass's butterfly `j` reads the values `j + q · s` (`s` = `n / 8`, `q < 4`).
-    quarter: usize,
-    /// Where every value `j + q · s` sits `q · step` on from value `j` (a table whose `hop`
+    /// Where every value `j + q · n / 8` sits `q · step` on from value `j` (a table whose `hop`
     /// divides `n / 4`, or the copied-out frames): `step`, and for each butterfly its first
     /// value's two offsets and its four values' window weights, so that a butterfly loads two
     /// offsets instead of eight.
@@ -65,50 +65,78 @@ impl<T: Copy> Taps<T> {
         });
         // Saturating: an offset near the end of the address space makes every load fail its check.
         let reach = at.iter().max().map_or(0, |&o| o.saturating_add(lanes));
-        Taps { reach, lanes, taps, quarter, strided }
+        let each = (0..quarter).map(|j| std::array::from_fn(|q| taps[j + q * quarter])).collect();
+        Taps { reach, lanes, each, strided }
     }
 
-    /// The inputs of the first pass's butterfly `j`, windowed: the packed values `j + q · n / 8`
-    /// of `L` frames from `src`, sample `i` of every lane at `src[at_i..]`.
+    /// `fft`'s first pass into `data`, its inputs windowed from `src`: by two offsets a
+    /// butterfly where they are strided, else by eight. The form is chosen and the source's
+    /// length checked once a group; only the first pass is compiled for each form.
     #[inline(always)]
-    pub fn load4<V: Vector<T = T>>(&self, src: &[T], j: usize) -> [Cv<V>; 4] {
-        let Some((step, quads)) = &self.strided else {
-            // A loop, not `std::array::from_fn`: LLVM left that closure out of line, a call
-            // (and its register spills) a value, which made the lane path 4x slower.
-            let mut values = [Cv::zero(); 4];
-            for (q, value) in values.iter_mut().enumerate() {
-                *value = self.load(src, j + q * self.quarter);
-            }
-            return values;
-        };
-        // Loop-invariant, so one check a group instead of eight a butterfly.
+    pub fn first_pass<V: Vector<T = T>, const FMA: bool>(
+        &self,
+        fft: &LaneFft<V>,
+        data: &mut [Cv<V>],
+        src: &[T],
+    ) {
         assert!(src.len() >= self.reach && V::L <= self.lanes);
-        let Quad { at: [o0, o1], w } = quads[j];
-        let mut values = [Cv::zero(); 4];
-        for (q, (value, [w0, w1])) in values.iter_mut().zip(w).enumerate() {
-            let (re, im) = (o0 + q * step, o1 + q * step);
-            // SAFETY: these are the offsets of value `j + q · n / 8` (`Taps::new` keeps the
-            // strided form only where they are), so at most `reach - lanes`, and `V::L` values
-            // on lie within `src` (asserted above).
-            #[allow(unsafe_code)]
-            let (re, im) = unsafe { (V::load_at(src, re), V::load_at(src, im)) };
-            *value = Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) };
+        match &self.strided {
+            Some((step, quads)) => fft.first_pass::<_, FMA>(
+                data,
+                quads,
+                #[inline(always)]
+                // SAFETY: `quad` is one of the strided form's (`Taps::new` keeps that form only
+                // where every value's offsets are its first value's plus `q · step`), so within
+                // `reach - lanes`, and `src` holds `reach` values (asserted above).
+                #[allow(unsafe_code)]
+                |quad| unsafe { strided(src, *step, quad) },
+            ),
+            None => fft.first_pass::<_, FMA>(
+                data,
+                &self.each,
+                #[inline(always)]
+                // SAFETY: every offset of the taps is at most `reach - lanes`, and `src` holds
+                // `reach` values (asserted above).
+                #[allow(unsafe_code)]
+                |taps| unsafe { each(src, taps) },
+            ),
         }
-        values
     }
+}
 
-    /// Packed value `j` of `L` frames from `src`, windowed.
-    #[inline(always)]
-    fn load<V: Vector<T = T>>(&self, src: &[T], j: usize) -> Cv<V> {
-        // Loop-invariant, so one check a group instead of four a load.
-        assert!(src.len() >= self.reach && V::L <= self.lanes);
-        let [(o0, w0), (o1, w1)] = self.taps[j];
-        // SAFETY: every offset of the taps is at most `reach - lanes`, and `V::L` values on lie
-        // within `src` (asserted above).
-        #[allow(unsafe_code)]
-        let (re, im) = unsafe { (V::load_at(src, o0), V::load_at(src, o1)) };
-        Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) }
+/// A strided butterfly's four values from `src`, windowed.
+///
+/// # Safety
+/// Every offset `quad.at[i] + q · step` (`q < 4`) is at most `src.len() - V::L`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn strided<V: Vector>(src: &[V::T], step: usize, quad: &Quad<V::T>) -> [Cv<V>; 4] {
+    let Quad { at: [o0, o1], w } = *quad;
+    let mut values = [Cv::zero(); 4];
+    for (q, (value, [w0, w1])) in values.iter_mut().zip(w).enumerate() {
+        // SAFETY: the caller's promise.
+        let (re, im) = unsafe { (V::load_at(src, o0 + q * step), V::load_at(src, o1 + q * step)) };
+        *value = Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) };
     }
+    values
+}
+
+/// A butterfly's four values from `src` at their own taps, windowed. A loop, not
+/// `std::array::from_fn`: LLVM left that closure out of line, a call (and its register spills)
+/// a value, which made the lane path 4x slower.
+///
+/// # Safety
+/// Every offset of `taps` is at most `src.len() - V::L`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn each<V: Vector>(src: &[V::T], taps: &[[(usize, V::T); 2]; 4]) -> [Cv<V>; 4] {
+    let mut values = [Cv::zero(); 4];
+    for (value, &[(o0, w0), (o1, w1)]) in values.iter_mut().zip(taps) {
+        // SAFETY: the caller's promise.
+        let (re, im) = unsafe { (V::load_at(src, o0), V::load_at(src, o1)) };
+        *value = Cv { re: re.mul(V::splat(w0)), im: im.mul(V::splat(w1)) };
+    }
+    values
 }
 
 #[cfg(test)]
@@ -148,8 +176,19 @@ mod tests {
             let src: Vec<f32> = (0..taps.reach).map(|x| (x % 1009) as f32).collect();
             let rows = 17 + (n - 1) / hop.unwrap_or(1);
             let at = |i: usize| hop.map_or(i * 8, |hop| (i % hop) * rows + i / hop);
-            for j in 0..n / 8 {
-                let got = taps.load4::<[f32; 8]>(&src, j);
+            // SAFETY (both loads): `src` holds `reach` values, past every offset plus 8.
+            #[allow(unsafe_code)]
+            let strided: Option<Vec<[Cv<[f32; 8]>; 4]>> =
+                taps.strided.as_ref().map(|(step, quads)| {
+                    quads.iter().map(|quad| unsafe { strided(&src, *step, quad) }).collect()
+                });
+            assert_eq!(strided.is_some(), hop.is_none_or(|hop| (n / 4).is_multiple_of(hop)));
+            #[allow(unsafe_code)]
+            let each: Vec<[Cv<[f32; 8]>; 4]> =
+                taps.each.iter().map(|t| unsafe { each(&src, t) }).collect();
+            assert_eq!(each.len(), n / 8);
+            for (j, got) in strided.iter().flatten().chain(&each).enumerate() {
+                let j = j % (n / 8);
                 for (q, value) in got.iter().enumerate() {
                     let v = j + q * n / 8;
                     for l in 0..8 {
