@@ -262,17 +262,20 @@ impl<V: Vector> LaneEngine<V> {
                 let (q, t0) = (g / per_short, (g % per_short * V::L).min(per - V::L));
                 let table = &tables[q * cells + t0..(q + 1) * cells];
                 self.spectrum::<FMA>(data, power, table, &self.taps);
-                // Each mel's row of this segment, one checked slice a row (`t0 + L <= per`).
-                let mut rows = out[q * n_mels * per..(q + 1) * n_mels * per]
-                    .chunks_exact_mut(per)
-                    .map(|row| &mut row[t0..t0 + V::L]);
+                // This segment's mel rows, `per` frames a row, this group's frames at `t0..` of
+                // each: one check a group, not one a row.
+                let rows = &mut out[q * n_mels * per..(q + 1) * n_mels * per];
+                assert!(t0 + V::L <= per);
                 for b in 0..self.mel.count() {
-                    // The sums first: a whole block's eight sums end the zip before a ninth row is
-                    // taken (a last block's padding sums meet the end of the rows instead).
-                    for (sum, row) in
-                        self.mel.sums::<V::P, FMA>(power, b).into_iter().zip(&mut rows)
-                    {
-                        sum.store(row);
+                    let sums = self.mel.sums::<V::P, FMA>(power, b);
+                    let first = b * MEL_BLOCK;
+                    for (j, sum) in sums.iter().enumerate().take(n_mels - first) {
+                        // SAFETY: `first + j < n_mels` and `t0 + L <= per` (asserted), so the
+                        // row's `L` values lie within `rows` (`n_mels · per` values).
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            sum.store_at(rows, (first + j) * per + t0)
+                        };
                     }
                 }
                 continue;

@@ -40,6 +40,13 @@ pub trait Vector: Copy + Send + Sync + 'static {
     fn from_fn(f: impl Fn(usize) -> Self::T) -> Self;
     /// The lanes into the first `L` values of `dst`.
     fn store(self, dst: &mut [Self::T]);
+    /// The lanes into `dst[at..at + L]`, with no bounds check (the mel rows, where one check a
+    /// group stands for its `n_mels` stores).
+    ///
+    /// # Safety
+    /// `at + L <= dst.len()`.
+    #[allow(unsafe_code)]
+    unsafe fn store_at(self, dst: &mut [Self::T], at: usize);
     /// `self + b`.
     fn add(self, b: Self) -> Self;
     /// `self - b`.
@@ -90,6 +97,13 @@ macro_rules! array_vector {
             #[inline(always)]
             fn store(self, dst: &mut [$t]) {
                 dst[..8].copy_from_slice(&self);
+            }
+            #[allow(unsafe_code)]
+            #[inline(always)]
+            unsafe fn store_at(self, dst: &mut [$t], at: usize) {
+                debug_assert!(at + 8 <= dst.len());
+                // SAFETY: the caller keeps `at + 8 <= dst.len()`.
+                unsafe { dst.as_mut_ptr().add(at).cast::<[$t; 8]>().write_unaligned(self) }
             }
             #[inline(always)]
             fn add(self, b: Self) -> Self {
@@ -185,6 +199,12 @@ mod registers {
                 fn store(self, dst: &mut [$t]) {
                     let dst = &mut dst[..$l];
                     unsafe { $storeu(dst.as_mut_ptr(), self.0) }
+                }
+                #[inline(always)]
+                unsafe fn store_at(self, dst: &mut [$t], at: usize) {
+                    debug_assert!(at + $l <= dst.len());
+                    // SAFETY: the caller keeps `at + L <= dst.len()`.
+                    unsafe { $storeu(dst.as_mut_ptr().add(at), self.0) }
                 }
                 #[inline(always)]
                 fn add(self, b: Self) -> Self {
