@@ -217,6 +217,13 @@ impl<V: Vector> LaneEngine<V> {
                 let start = (g % plan.n_short) * plan.short_hop;
                 let long = batch.long(plan, longs.start + g / plan.n_short);
                 self.table(&long[start..start + plan.short_len], q, s);
+                // The same segment of the next task (usually this thread's next), fetched into
+                // the cache while this one computes: laying out the tables is the first touch
+                // of a batch's samples, and waited on them.
+                let next = longs.end + g / plan.n_short;
+                if next < batch.n_long() {
+                    crate::simd::prefetch(&batch.long(plan, next)[start..start + plan.short_len]);
+                }
             }
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
             self.groups::<FMA>(plan, shorts, out, s);
