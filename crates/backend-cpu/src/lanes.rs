@@ -129,14 +129,23 @@ impl<V: Vector> LaneFft<V> {
         let (b, more) = more.split_at_mut(s);
         let (c, d) = more.split_at_mut(s);
         let mut rows = a.iter_mut().zip(b).zip(c).zip(d).zip(inputs);
-        // Row 0, whose twiddles are 1, on its own: no branch in the loop.
-        if let Some(((((a, b), c), d), input)) = rows.next() {
-            let [x0, x1, x2, x3] = load(input);
-            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, None);
-        }
-        for (((((a, b), c), d), input), w) in rows.zip(&first.twiddles[1..]) {
-            let [x0, x1, x2, x3] = load(input);
-            [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, Some(w));
+        if V::REGISTERS {
+            // Row 0, whose twiddles are 1, on its own: no branch in the loop.
+            if let Some(((((a, b), c), d), input)) = rows.next() {
+                let [x0, x1, x2, x3] = load(input);
+                [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, None);
+            }
+            for (((((a, b), c), d), input), w) in rows.zip(&first.twiddles[1..]) {
+                let [x0, x1, x2, x3] = load(input);
+                [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, Some(w));
+            }
+        } else {
+            for (j, (((((a, b), c), d), input), w)) in rows.zip(&first.twiddles).enumerate() {
+                // Row 0's twiddles are 1.
+                let w = (j > 0).then_some(w);
+                let [x0, x1, x2, x3] = load(input);
+                [*a, *b, *c, *d] = butterfly4::<V, FMA>(&x0, &x1, &x2, &x3, w);
+            }
         }
     }
 
@@ -155,11 +164,19 @@ impl<V: Vector> LaneFft<V> {
                 let (b, more) = more.split_at_mut(s);
                 let (c, d) = more.split_at_mut(s);
                 let mut rows = a.iter_mut().zip(b).zip(c).zip(d);
-                if let Some((((a, b), c), d)) = rows.next() {
-                    [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, None);
-                }
-                for ((((a, b), c), d), w) in rows.zip(&pass.twiddles[1..]) {
-                    [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, Some(w));
+                if V::REGISTERS {
+                    // Row 0 apart, as in the first pass.
+                    if let Some((((a, b), c), d)) = rows.next() {
+                        [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, None);
+                    }
+                    for ((((a, b), c), d), w) in rows.zip(&pass.twiddles[1..]) {
+                        [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, Some(w));
+                    }
+                } else {
+                    for (j, ((((a, b), c), d), w)) in rows.zip(&pass.twiddles).enumerate() {
+                        let w = (j > 0).then_some(w);
+                        [*a, *b, *c, *d] = butterfly4::<V, FMA>(a, b, c, d, w);
+                    }
                 }
             }
         }
