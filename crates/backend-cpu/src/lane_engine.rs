@@ -40,6 +40,10 @@ mod spectrum;
 /// Short segments a tile aims for at most (their tables stay in L1 or L2).
 const TILE_SHORTS: usize = 8;
 
+/// The most samples of a segment the next task's prefetch brings into L1 (4 KB); a longer one
+/// goes to L2 only.
+const NEAR_PREFETCH: usize = 1024;
+
 /// The steps' names, as the backend reports them.
 pub const LANE_STEPS: [&str; 2] = ["window+fft+power+mel", "scale"];
 
@@ -214,21 +218,22 @@ impl<V: Vector> LaneEngine<V> {
         };
         for first in (0..total).step_by(self.tile_shorts) {
             let shorts = self.tile_shorts.min(total - first);
-            for q in 0..shorts {
+            // Each segment's counterpart in the next task (usually this thread's next), to be
+            // fetched into the cache while this tile computes: laying out the tables is the
+            // first touch of a batch's samples, and waited on them.
+            let mut ahead: [&[f32]; MAX_LANES] = [&[]; MAX_LANES];
+            for (q, ahead) in ahead.iter_mut().enumerate().take(shorts) {
                 let g = first + q;
                 let start = (g % plan.n_short) * plan.short_hop;
                 let long = batch.long(plan, longs.start + g / plan.n_short);
                 self.table(&long[start..start + plan.short_len], q, s);
-                // The same segment of the next task (usually this thread's next), fetched into
-                // the cache while this one computes: laying out the tables is the first touch
-                // of a batch's samples, and waited on them.
                 let next = longs.end + g / plan.n_short;
                 if next < batch.n_long() {
-                    crate::simd::prefetch(&batch.long(plan, next)[start..start + plan.short_len]);
+                    *ahead = &batch.long(plan, next)[start..start + plan.short_len];
                 }
             }
             let out = &mut dest[first * per_short..(first + shorts) * per_short];
-            self.groups::<FMA>(plan, shorts, out, s);
+            self.groups::<FMA>(plan, shorts, out, s, &ahead[..shorts]);
             lap(0, &mut clock);
             self.scale.apply_f32(out);
             lap(1, &mut clock);
@@ -253,6 +258,7 @@ impl<V: Vector> LaneEngine<V> {
         shorts: usize,
         out: &mut [f32],
         s: &mut LaneScratch<V>,
+        ahead: &[&[f32]],
     ) {
         let per = plan.n_frames;
         let cells = self.layout.cells();
@@ -269,6 +275,14 @@ impl<V: Vector> LaneEngine<V> {
         for g in 0..whole + (shorts * rest).div_ceil(V::L) {
             if g < whole {
                 let (q, t0) = (g / per_short, (g % per_short * V::L).min(per - V::L));
+                // A share of the next task's segment `q` into the cache, spread over this
+                // segment's groups (all at once, the prefetches waited on the miss buffers):
+                // into L1 where a segment is small (the defaults' 2 KB), else into L2.
+                let next = ahead.get(q).copied().unwrap_or_default();
+                let part = next.len().div_ceil(per_short);
+                let from = (g % per_short * part).min(next.len());
+                let near = next.len() <= NEAR_PREFETCH;
+                crate::simd::prefetch(&next[from..(from + part).min(next.len())], near);
                 let table = &tables[q * cells + t0..(q + 1) * cells];
                 self.spectrum::<FMA>(data, power, table, &self.taps);
                 // This segment's mel rows, `per` frames a row, this group's frames at `t0..` of
