@@ -4,11 +4,11 @@
 //! shared machine, where a mean moves with the neighbours' load; threads: `RAYON_NUM_THREADS`.
 //!
 //! ```text
-//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs] [db] [KEY=VALUE ...]
+//! cargo run --release -p melkit-benches --bin cpu_ab [lanes|pairs] [db] [files=N] [KEY=VALUE ...]
 //! ```
 //!
 //! With a path named, only that path runs (for a profiler); `db` takes dB output (the FFT in
-//! f64) instead of the default power; `KEY=VALUE` sets a configuration key (`hop_length=24`:
+//! f64) instead of the default power; `files=N` batches N files instead of 32; `KEY=VALUE` sets a configuration key (`hop_length=24`:
 //! a hop that does not divide a quarter of `n_fft`, whose first pass loads its inputs one by one).
 
 use melkit_backend_cpu::{CpuBackend, CpuFft};
@@ -20,11 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scale = if db { melkit_core::config::Scale::Db } else { Config::default().scale };
     let mut config = Config { scale, ..Config::default() };
     let (keys, args): (Vec<&String>, Vec<&String>) = args.iter().partition(|a| a.contains('='));
+    let mut files = 32;
     for pair in keys {
+        if let Some(n) = pair.strip_prefix("files=") {
+            files = n.parse()?;
+            continue;
+        }
         let (key, value) = pair.split_once('=').unwrap_or_default();
         config.set(key, value)?;
     }
-    let (plan, batch) = melkit_benches::batch(&config, 32);
+    let (plan, batch) = melkit_benches::batch(&config, files);
     let mut out = vec![0.0; batch.output_len(&plan)];
     let only = args.into_iter().find(|a| *a != "db");
     let paths: Vec<CpuFft> = match only.map(String::as_str) {
@@ -45,11 +50,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if paths.len() == 1 {
-        println!("best wall ms per batch of 32 files: {:?} {:.2}", paths[0], best[0]);
+        println!("best wall ms per batch of {files} files: {:?} {:.2}", paths[0], best[0]);
         return Ok(());
     }
     println!(
-        "best wall ms per batch of 32 files: lanes {:.2}, pairs {:.2}; lanes are {:.2}x pairs",
+        "best wall ms per batch of {files} files: lanes {:.2}, pairs {:.2}; lanes are {:.2}x pairs",
         best[0],
         best[1],
         best[1] / best[0]
