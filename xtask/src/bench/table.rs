@@ -105,7 +105,7 @@ pub(super) fn markdown(report: &Value, runs: &[Run], anchors: &[Anchor], limit: 
             let g = |k: &str| f[k].as_f64().unwrap_or(0.0);
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {:.0} % | {:.2} / {:.2} | {:.0} % | {:.3} ({:.3}) |",
+                "| {} | {:.0} | {} | {:.0} % | {:.3} / {:.3} | {:.0} % | {:.3} ({:.3}) |",
                 f["name"].as_str().unwrap_or(""),
                 g("files_per_s"),
                 f["run"].as_str().unwrap_or(""),
