@@ -8,8 +8,9 @@
 //! ```
 //!
 //! With a path named, only that path runs (for a profiler); `db` takes dB output (the FFT in
-//! f64) instead of the default power; `files=N` batches N files instead of 32; `KEY=VALUE` sets a configuration key (`hop_length=24`:
-//! a hop that does not divide a quarter of `n_fft`, whose first pass loads its inputs one by one).
+//! f64) instead of the default power; `files=N` batches N files instead of 32 (a batch whose
+//! output fits the caches); `KEY=VALUE` sets a configuration key (`hop_length=24`: a hop that
+//! does not divide a quarter of `n_fft`, whose first pass loads its inputs one by one).
 
 use melkit_backend_cpu::{CpuBackend, CpuFft};
 use melkit_core::{Backend, Config};

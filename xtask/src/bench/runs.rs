@@ -127,16 +127,16 @@ fn timed(
     eprintln!("bench: {name}");
     // The run's CPU time from the kernel's account of waited-for children, to the microsecond
     // (GNU time's `%U %S` are in hundredths: 2.5 % of a floor's CPU a step).
-    let before = children_cpu_seconds();
-    let (output, fields) = under_time(&command(&report), "%M %U %S")?;
-    let cpu_s = children_cpu_seconds() - before;
+    let before = children_cpu_seconds()?;
+    let (output, fields) = under_time(&command(&report), "%M")?;
+    let cpu_s = children_cpu_seconds()? - before;
     if !output.status.success() {
         bail!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    // Peak RSS (KiB); user and system CPU seconds, which `cpu_s` measures more finely.
-    let [rss_kb, _, _] = fields[..] else {
+    // Peak RSS (KiB).
+    let [rss_kb] = fields[..] else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        bail!("no peak RSS and CPU time from /usr/bin/time: {stderr}");
+        bail!("no peak RSS from /usr/bin/time: {stderr}");
     };
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report)?)?;
     let _ = std::fs::remove_dir_all(out);
@@ -154,17 +154,20 @@ fn timed(
 
 /// User and system CPU seconds of this process's children that have ended and been waited for
 /// (and of their own waited-for children: a command run under GNU time counts with it).
-fn children_cpu_seconds() -> f64 {
+fn children_cpu_seconds() -> Result<f64> {
     // SAFETY: `getrusage` fills the `rusage` it is given, a plain C struct for which all zeros
     // is a valid value; `RUSAGE_CHILDREN` is a valid `who`.
     #[allow(unsafe_code)]
-    let usage = unsafe {
+    let (rc, usage) = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
+        let rc = libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        (rc, usage)
     };
+    if rc != 0 {
+        bail!("getrusage failed: {}", std::io::Error::last_os_error());
+    }
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    Ok(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
 /// `command` under GNU time printing `format` (numbers only): its output, and the numbers on the
